@@ -1,0 +1,56 @@
+# One entry point for humans and CI. Every target creates what it needs on a fresh machine
+# (Python 3.11+, make, the package index); nothing else is assumed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The embedded default: a local directory store, the committed data sample.
+RUN_STORE ?= file://$(CURDIR)/.local/store
+RUN_DATA ?= data/creditcard_dev.csv.gz
+RUN_WORK ?= .local/work
+
+.PHONY: install run test lint typecheck pytest check-deploy bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements/dev.lock pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+## run: train on the committed sample if no production model exists, promote it into a local
+## store, and serve it on 127.0.0.1:8000.
+run: install
+	$(BIN)/fraudctl run-local --store "$(RUN_STORE)" --data "$(RUN_DATA)" --work-dir "$(RUN_WORK)"
+
+## test: lint, format check, type checks, deployment-file checks and the whole pytest suite.
+test: lint typecheck check-deploy pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+check-deploy: install
+	$(BIN)/python -m tests.deploy_checks
+
+pytest: install
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m bench.run
+
+## lock: regenerate the hash-pinned lock files from pyproject.toml (needs uv).
+lock:
+	uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -o requirements/serve.lock
+	uv pip compile pyproject.toml --extra train --universal --python-version 3.11 --generate-hashes -o requirements/train.lock
+	uv pip compile pyproject.toml --extra train --extra dev --universal --python-version 3.11 --generate-hashes -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache

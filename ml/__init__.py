@@ -1,0 +1,1 @@
+"""Training, evaluation, the model bundle, the artifact store and promotion."""

@@ -1,0 +1,284 @@
+"""The model bundle: model, preprocessor, threshold and a manifest that describes and guards them.
+
+A bundle is a set of files. `manifest.json` names every other file with its sha256, the library
+versions it was built with, the training data fingerprint, parameters, metrics, and canary rows
+with the probabilities scikit-learn gave them. Loading checks all of it before a bundle is used:
+a bundle that loads is one that scores exactly as it did when it was trained.
+
+Imports neither pandas nor matplotlib: the serving process loads bundles with this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+
+from ml.schema import FEATURE_NAMES
+from ml.scoring import MAX_FAST_ROWS, FlatTreeEnsemble, fast_scorer_for
+
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.joblib"
+PREPROCESSOR_FILE = "preprocessor.joblib"
+ARTIFACT_FILES = (MODEL_FILE, PREPROCESSOR_FILE)
+FORMAT_VERSION = 1
+CANARY_TOLERANCE = 1e-9
+
+
+class BundleError(Exception):
+    """A bundle that must not be used. `reason` is a stable code, the message says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: str
+    created_at: str
+    model_family: str
+    threshold: float
+    feature_names: list[str]
+    files: dict[str, dict[str, Any]]  # name -> {"sha256": ..., "bytes": ...}
+    runtime: dict[str, str]  # python, scikit-learn, numpy, joblib
+    training_data: dict[str, Any]  # sha256, rows, frauds, prevalence, path
+    params: dict[str, Any]
+    metrics: dict[str, Any]  # {"validation": {...}, "test": {...}}
+    canary: dict[str, list[Any]]  # {"rows": [[30 floats]...], "fraud_probability": [...]}
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Manifest:
+        try:
+            raw = json.loads(data)
+            if raw.get("format_version") != FORMAT_VERSION:
+                raise BundleError(
+                    "invalid_manifest",
+                    f"manifest format_version is {raw.get('format_version')!r}, "
+                    f"this code reads {FORMAT_VERSION}",
+                )
+            return cls(**raw)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BundleError("invalid_manifest", f"manifest.json is not valid: {exc}") from None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "created_at": self.created_at,
+            "model_family": self.model_family,
+            "threshold": self.threshold,
+            "feature_names": self.feature_names,
+            "metrics": self.metrics,
+            "training_data": self.training_data,
+            "runtime": self.runtime,
+            "files": self.files,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ModelBundle:
+    """A verified, immutable bundle ready to score. Swap whole bundles, never their parts."""
+
+    manifest: Manifest
+    manifest_sha256: str
+    preprocessor: Any
+    model: Any
+    fast_scorer: FlatTreeEnsemble | None
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """Fraud probabilities for rows of raw features in `FEATURE_NAMES` order."""
+        features = self.preprocessor.transform(X)
+        if self.fast_scorer is not None and features.shape[0] <= MAX_FAST_ROWS:
+            return self.fast_scorer.predict_fraud_proba(features)
+        return np.asarray(self.model.predict_proba(features)[:, 1], dtype=np.float64)
+
+
+def runtime_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _dump(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)
+    return buffer.getvalue()
+
+
+def build_bundle_files(
+    *,
+    model: Any,
+    preprocessor: Any,
+    threshold: float,
+    model_family: str,
+    training_data: dict[str, Any],
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    canary_rows: np.ndarray,
+    created_at: datetime | None = None,
+) -> dict[str, bytes]:
+    """Serialise a fitted model into bundle files, manifest last. Nothing touches disk."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    artifacts = {MODEL_FILE: _dump(model), PREPROCESSOR_FILE: _dump(preprocessor)}
+    created = (created_at or datetime.now(UTC)).replace(microsecond=0)
+    content_id = sha256_hex(b"".join(artifacts.values()) + repr(threshold).encode())[:10]
+    canary = np.asarray(canary_rows, dtype=np.float64)
+    expected = model.predict_proba(preprocessor.transform(canary))[:, 1]
+    manifest = Manifest(
+        version=f"{created.strftime('%Y%m%dT%H%M%SZ')}-{content_id}",
+        created_at=created.isoformat(),
+        model_family=model_family,
+        threshold=float(threshold),
+        feature_names=list(FEATURE_NAMES),
+        files={n: {"sha256": sha256_hex(b), "bytes": len(b)} for n, b in artifacts.items()},
+        runtime=runtime_versions(),
+        training_data=training_data,
+        params=params,
+        metrics=metrics,
+        canary={"rows": canary.tolist(), "fraud_probability": expected.tolist()},
+    )
+    return {**artifacts, MANIFEST_FILE: manifest.to_json()}
+
+
+def write_bundle(directory: Path, files: Mapping[str, bytes]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in (*ARTIFACT_FILES, MANIFEST_FILE):  # manifest last: it vouches for the rest
+        (directory / name).write_bytes(files[name])
+
+
+def read_bundle_dir(directory: Path) -> dict[str, bytes]:
+    if not directory.is_dir():
+        raise BundleError("missing_file", f"bundle directory {directory} does not exist")
+    files = {}
+    for name in (MANIFEST_FILE, *ARTIFACT_FILES):
+        try:
+            files[name] = (directory / name).read_bytes()
+        except FileNotFoundError:
+            raise BundleError("missing_file", f"bundle {directory} has no {name}") from None
+    return files
+
+
+def load_bundle_dir(directory: Path) -> ModelBundle:
+    return load_bundle(read_bundle_dir(directory))
+
+
+def load_bundle(
+    files: Mapping[str, bytes], *, expected_manifest_sha256: str | None = None
+) -> ModelBundle:
+    """Verify and load a bundle: manifest checksum (when the caller knows it), file checksums,
+    scikit-learn minor version, then canary rows. Raises `BundleError` saying why."""
+    if MANIFEST_FILE not in files:
+        raise BundleError("missing_file", "the bundle has no manifest.json")
+    manifest_bytes = files[MANIFEST_FILE]
+    manifest_sha = sha256_hex(manifest_bytes)
+    if expected_manifest_sha256 is not None and manifest_sha != expected_manifest_sha256:
+        raise BundleError(
+            "checksum_mismatch",
+            f"manifest.json has sha256 {manifest_sha}, the pointer expects "
+            f"{expected_manifest_sha256}",
+        )
+    manifest = Manifest.from_json(manifest_bytes)
+    _verify_files(manifest, files)
+    _verify_runtime(manifest)
+    if manifest.feature_names != list(FEATURE_NAMES):
+        raise BundleError(
+            "invalid_manifest",
+            f"bundle {manifest.version} expects features {manifest.feature_names}, "
+            f"this code provides {list(FEATURE_NAMES)}",
+        )
+    try:
+        model = joblib.load(io.BytesIO(files[MODEL_FILE]))
+        preprocessor = joblib.load(io.BytesIO(files[PREPROCESSOR_FILE]))
+    except (ValueError, EOFError, AttributeError, ImportError, TypeError) as exc:
+        raise BundleError("unreadable", f"bundle {manifest.version}: cannot unpickle: {exc}") from exc
+    bundle = ModelBundle(
+        manifest=manifest,
+        manifest_sha256=manifest_sha,
+        preprocessor=preprocessor,
+        model=model,
+        fast_scorer=fast_scorer_for(model),
+    )
+    _verify_canary(bundle)
+    return bundle
+
+
+def _verify_files(manifest: Manifest, files: Mapping[str, bytes]) -> None:
+    for name in ARTIFACT_FILES:
+        if name not in manifest.files:
+            raise BundleError("invalid_manifest", f"manifest does not list {name}")
+        if name not in files:
+            raise BundleError("missing_file", f"bundle {manifest.version} has no {name}")
+        actual = sha256_hex(files[name])
+        expected = manifest.files[name]["sha256"]
+        if actual != expected:
+            raise BundleError(
+                "checksum_mismatch",
+                f"bundle {manifest.version}: {name} has sha256 {actual}, manifest says {expected}",
+            )
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def _verify_runtime(manifest: Manifest) -> None:
+    built = manifest.runtime.get("scikit-learn", "unknown")
+    if _minor(built) != _minor(sklearn.__version__):
+        raise BundleError(
+            "incompatible_runtime",
+            f"bundle {manifest.version} was built with scikit-learn {built}; this process runs "
+            f"{sklearn.__version__} (the minor versions must match)",
+        )
+
+
+def _verify_canary(bundle: ModelBundle) -> None:
+    rows = np.asarray(bundle.manifest.canary["rows"], dtype=np.float64)
+    expected = np.asarray(bundle.manifest.canary["fraud_probability"], dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[0] != expected.shape[0]:
+        raise BundleError("invalid_manifest", "manifest canary rows are missing or malformed")
+    # Every scoring path the service can take must reproduce training-time probabilities.
+    paths = {"batch": bundle.score(rows), "single": np.array([bundle.score(r[None])[0] for r in rows])}
+    try:
+        features = bundle.preprocessor.transform(rows)
+        paths["scikit-learn"] = bundle.model.predict_proba(features)[:, 1]
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise BundleError("canary_mismatch", f"canary rows cannot be scored: {exc}") from exc
+    for path, actual in paths.items():
+        diff = float(np.max(np.abs(actual - expected)))
+        if not diff <= CANARY_TOLERANCE:
+            raise BundleError(
+                "canary_mismatch",
+                f"bundle {bundle.version}: canary rows scored via {path} differ from training "
+                f"time by {diff:.3g} (tolerance {CANARY_TOLERANCE:g})",
+            )
