@@ -50,6 +50,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.serve import exec_gunicorn
+    from service.settings import SettingsError, load_settings
+
+    try:
+        load_settings()  # fail here, naming the variable, rather than in every worker
+    except SettingsError as exc:
+        _say(f"fraudctl serve: {exc}")
+        return EXIT_USAGE
+    exec_gunicorn(args.host, args.port, args.workers)
+    return EXIT_ERROR  # exec only returns by raising
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ml.train import DEFAULT_MODEL, MODEL_FAMILIES
 
@@ -62,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=sorted(MODEL_FAMILIES), default=DEFAULT_MODEL)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(handler=cmd_train)
+
+    serve = commands.add_parser(
+        "serve", help="serve the production model (Gunicorn + Uvicorn workers; FRAUD_* settings)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 

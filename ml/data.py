@@ -108,7 +108,7 @@ def load_dataset(path: Path | str, *, require_both_classes: bool = True) -> Data
     if bad.size:
         row = int(bad[0])
         raise DataError(
-            path, f"label must be 0 or 1, got {labels[row]!r}", line=row + 2, column=LABEL
+            path, f"label must be 0 or 1, got {float(labels[row]):g}", line=row + 2, column=LABEL
         )
     y = labels.astype(np.int8)
     if require_both_classes and np.unique(y).size < 2:
@@ -153,7 +153,6 @@ def _parse(path: Path, content: bytes, header: list[str]) -> pd.DataFrame:
             dtype=np.float64,
             skip_blank_lines=False,
             engine="c",
-            float_precision="round_trip",
         )
     except (ValueError, pd.errors.ParserError) as exc:
         _locate_parse_problem(path, content, header)
@@ -187,5 +186,5 @@ def _refuse_non_finite(path: Path, values: np.ndarray, header: list[str]) -> Non
             raise DataError(path, "blank line", line=row + 2)
         problem = "missing, empty or NaN value"
     else:
-        problem = f"infinite value {value!r}"
+        problem = f"infinite value {float(value)}"
     raise DataError(path, problem, line=row + 2, column=header[col])

@@ -60,10 +60,19 @@ class Split:
     y_test: np.ndarray
 
 
+def unique_rows(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with exact duplicates dropped (first kept, order preserved). The public data holds
+    repeated transactions; a copy in train and another in test would flatter the test metrics."""
+    _, first = np.unique(np.column_stack([dataset.X, dataset.y]), axis=0, return_index=True)
+    keep = np.sort(first)
+    return dataset.X[keep], dataset.y[keep]
+
+
 def split_dataset(dataset: Dataset, seed: int) -> Split:
-    """Stratified 60 / 20 / 20 train / validation / test split."""
+    """Stratified 60 / 20 / 20 train / validation / test split of the unique rows."""
+    X, y = unique_rows(dataset)
     X_rest, X_test, y_rest, y_test = train_test_split(
-        dataset.X, dataset.y, test_size=TEST_FRACTION, stratify=dataset.y, random_state=seed
+        X, y, test_size=TEST_FRACTION, stratify=y, random_state=seed
     )
     X_train, X_val, y_train, y_val = train_test_split(
         X_rest,
@@ -98,9 +107,11 @@ def train_bundle(
         progress(f"[{time.perf_counter() - started:6.1f}s] {message}")
 
     split = split_dataset(dataset, seed)
+    n_unique = split.y_train.size + split.y_val.size + split.y_test.size
     step(
-        f"split {dataset.n_rows} rows ({dataset.n_fraud} frauds): train {split.y_train.size}, "
-        f"validation {split.y_val.size}, test {split.y_test.size}"
+        f"split {dataset.n_rows} rows ({dataset.n_fraud} frauds, {dataset.n_rows - n_unique} "
+        f"exact duplicates dropped): train {split.y_train.size}, validation {split.y_val.size}, "
+        f"test {split.y_test.size}"
     )
     preprocessor = TransactionFeatures().fit(split.X_train)
     X_train = preprocessor.transform(split.X_train)
@@ -128,7 +139,11 @@ def train_bundle(
             "seed": seed,
             "estimator": type(model).__name__,
             "estimator_params": {k: _plain(v) for k, v in model.get_params().items()},
-            "split": {"validation": VALIDATION_FRACTION, "test": TEST_FRACTION},
+            "split": {
+                "validation": VALIDATION_FRACTION,
+                "test": TEST_FRACTION,
+                "duplicates_dropped": dataset.n_rows - n_unique,
+            },
             "n_iter": _plain(getattr(model, "n_iter_", None)),
         },
         metrics=metrics,

@@ -1,0 +1,83 @@
+"""The application factory. Nothing here runs at import time: `create_app` builds an app from
+its settings and collaborators, and the lifespan starts loading the model in the background, so
+the process is live at once and ready when a verified model is in place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ml.store import ArtifactStore, open_store
+from service.auth import KeyRing
+from service.coordination import PeerChannel
+from service.errors import install_error_handlers
+from service.logging import configure_logging, get_logger
+from service.metrics import Metrics
+from service.middleware import RequestMiddleware
+from service.predictor import MicroBatcher
+from service.registry import ModelRegistry
+from service.routes import router
+from service.settings import Settings, load_settings
+
+log = get_logger("service.app")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: ArtifactStore | None = None,
+    metrics: Metrics | None = None,
+) -> FastAPI:
+    store = store if store is not None else open_store(settings.store_uri)
+    metrics = metrics if metrics is not None else Metrics()
+    peers = PeerChannel(settings.coordination_dir) if settings.coordination_dir else None
+    registry = ModelRegistry(
+        store,
+        metrics,
+        peers=peers,
+        poll_interval_s=settings.model_poll_interval_s,
+        peer_check_interval_s=settings.peer_check_interval_s,
+        reload_wait_s=settings.reload_wait_s,
+        retry_initial_s=settings.startup_retry_initial_s,
+        retry_max_s=settings.startup_retry_max_s,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("starting", store=store.uri, workers_shared_dir=str(settings.coordination_dir))
+        registry.start()
+        try:
+            yield
+        finally:
+            await registry.stop()
+            log.info("stopped")
+
+    app = FastAPI(
+        title="Fraud scoring",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.metrics = metrics
+    app.state.batcher = MicroBatcher(registry.require_bundle)
+    app.state.keys = KeyRing(settings.api_keys, settings.admin_api_keys)
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(
+        RequestMiddleware,  # type: ignore[arg-type]
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for Gunicorn (`service.app:app_from_env()`): settings from FRAUD_* vars."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

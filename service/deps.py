@@ -1,0 +1,50 @@
+"""FastAPI dependencies as `Annotated` aliases, so routes stay thin and typed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from service.auth import HEADER, KeyRing, Scope
+from service.predictor import MicroBatcher
+from service.registry import ModelRegistry
+from service.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    registry: ModelRegistry = request.app.state.registry
+    return registry
+
+
+def get_batcher(request: Request) -> MicroBatcher:
+    batcher: MicroBatcher = request.app.state.batcher
+    return batcher
+
+
+def _key_ring(request: Request) -> KeyRing:
+    keys: KeyRing = request.app.state.keys
+    return keys
+
+
+ApiKeyHeader = Annotated[str | None, Header(alias=HEADER, description="API key")]
+
+
+def require_predict_key(request: Request, api_key: ApiKeyHeader = None) -> None:
+    _key_ring(request).check(api_key, Scope.PREDICT)
+
+
+def require_admin_key(request: Request, api_key: ApiKeyHeader = None) -> None:
+    _key_ring(request).check(api_key, Scope.ADMIN)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
+PredictKey = Depends(require_predict_key)
+AdminKey = Depends(require_admin_key)

@@ -1,0 +1,164 @@
+"""One error base class carrying its HTTP status, and one JSON shape for every error:
+
+    {"error": {"code": "...", "message": "...", "details": [{"field", "problem", "received"}]},
+     "request_id": "..."}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from ml.bundle import FEATURE_NAMES
+from service.context import request_id_of
+
+N_FEATURES = len(FEATURE_NAMES)
+
+
+class ServiceError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(
+        self, message: str, *, details: list[dict[str, Any]] | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(ServiceError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class InvalidInput(ServiceError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class BadGateway(ServiceError):
+    """The store answered, but with something we cannot serve (missing or bad bundle)."""
+
+    status_code = 502
+    code = "bad_bundle"
+
+
+class NotReady(ServiceError):
+    status_code = 503
+    code = "not_ready"
+
+
+def error_body(
+    code: str, message: str, request_id: str | None, details: list[dict[str, Any]] | None = None
+) -> bytes:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return orjson.dumps({"error": error, "request_id": request_id})
+
+
+def error_response(exc: ServiceError, request_id: str | None) -> Response:
+    headers = {"WWW-Authenticate": "X-API-Key"} if exc.status_code == 401 else None
+    return Response(
+        error_body(exc.code, exc.message, request_id, exc.details),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    """('body', 'transactions', 3, 'named', 'V4') -> 'transactions[3].V4'."""
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        if part in ("array", "named"):  # union tags, not fields the client wrote
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"
+
+
+def _problem(error: Any) -> str:
+    if error["type"] in ("too_short", "too_long") and "actual_length" in error.get("ctx", {}):
+        return (f"expected exactly {N_FEATURES} numbers (Time, V1..V28, Amount), "
+                f"received {error['ctx']['actual_length']}")
+    return str(error["msg"])
+
+
+def validation_details(errors: Any) -> list[dict[str, Any]]:
+    details = []
+    for error in errors:
+        detail: dict[str, Any] = {"field": _field(tuple(error["loc"])), "problem": _problem(error)}
+        if "input" in error and error["type"] != "missing":
+            received = error["input"]
+            detail["received"] = received if _small(received) else type(received).__name__
+        details.append(detail)
+    return details
+
+
+def _small(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float) or (
+        isinstance(value, str) and len(value) <= 64
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def service_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceError)
+        return error_response(exc, request_id_of(request.scope))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        if any(e["type"] == "json_invalid" for e in errors):
+            first = next(e for e in errors if e["type"] == "json_invalid")
+            where = first.get("ctx", {}).get("error", "")
+            error: ServiceError = BadRequest(f"request body is not valid JSON: {where}".strip(": "))
+        else:
+            details = validation_details(errors)
+            summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
+            error = InvalidInput(f"invalid request: {summary}", details=details)
+        return error_response(error, request_id_of(request.scope))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
+        error = ServiceError(str(exc.detail), code=code)
+        error.status_code = exc.status_code
+        return error_response(error, request_id_of(request.scope))
+
+    app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -1,0 +1,63 @@
+"""Gunicorn configuration: the one serving command, used by `fraudctl serve` and the container.
+
+    gunicorn --config python:service.gunicorn_conf 'service.app:app_from_env()'
+
+Runs in the master before any worker starts, which is why the environment is prepared here:
+one BLAS/OpenMP thread per worker (workers are the parallelism; threads would fight over the
+cores), the Prometheus multiprocess directory, and the directory through which a reload reaches
+every worker. Both directories are wiped at start so nothing stale from an earlier run counts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+_runtime = Path(os.environ.get("FRAUD_RUNTIME_DIR") or tempfile.mkdtemp(prefix="fraud-"))
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_runtime / "prometheus"))
+os.environ.setdefault("FRAUD_COORDINATION_DIR", str(_runtime / "workers"))
+
+bind = os.environ.get("FRAUD_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "service.worker.FraudUvicornWorker"
+graceful_timeout = round(float(os.environ.get("FRAUD_GRACEFUL_TIMEOUT_S", "20")))
+timeout = 60  # a worker silent this long is restarted
+keepalive = 75  # longer than the load balancer's idle timeout (60 s), so it closes first
+accesslog = None  # one structured line per request comes from the app itself
+errorlog = "-"
+loglevel = os.environ.get("FRAUD_LOG_LEVEL", "info")
+proc_name = "fraud-api"
+control_socket_disable = True  # unused, and it would need a writable $HOME
+
+
+def on_starting(server: Any) -> None:
+    """Master, once: refuse to start on bad settings, then wipe the shared directories."""
+    from service.settings import SettingsError, load_settings
+
+    try:
+        load_settings()
+    except SettingsError as exc:
+        sys.stderr.write(f"fraud-api: {exc}\n")
+        raise SystemExit(2) from None
+    for variable in ("PROMETHEUS_MULTIPROC_DIR", "FRAUD_COORDINATION_DIR"):
+        directory = Path(os.environ[variable])
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Master, when a worker exits: its metrics stop counting as live, and no reload waits
+    for it."""
+    from prometheus_client import multiprocess
+
+    from service.coordination import remove_worker
+
+    multiprocess.mark_process_dead(worker.pid)
+    remove_worker(Path(os.environ["FRAUD_COORDINATION_DIR"]), worker.pid)

@@ -1,0 +1,86 @@
+"""Prometheus metrics, correct across Gunicorn workers.
+
+Under Gunicorn, `PROMETHEUS_MULTIPROC_DIR` is set (by the Gunicorn config, before any worker
+imports prometheus_client): every worker writes its samples to files there, the master wipes the
+directory at start and marks exited workers dead, and /metrics aggregates all of them. Without
+it (tests, a single process) each app gets its own registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SCORE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.multiprocess = multiprocess_dir() is not None
+        # In multiprocess mode samples live in files; a registry would only double-register.
+        self._registry = None if self.multiprocess else CollectorRegistry()
+        registry = self._registry
+        self.requests = Counter(
+            "fraud_http_requests_total",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "fraud_http_request_duration_seconds",
+            "Time from request start to response end, by route and status.",
+            ["route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.predictions = Counter(
+            "fraud_predictions_total",
+            "Scored transactions by predicted label.",
+            ["label"],
+            registry=registry,
+        )
+        self.scores = Histogram(
+            "fraud_score",
+            "Fraud probabilities returned.",
+            buckets=SCORE_BUCKETS,
+            registry=registry,
+        )
+        self.model_info = Gauge(
+            "fraud_model_info",
+            "1 for the model version a worker serves (one series per worker process).",
+            ["version"],
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
+        self.reloads = Counter(
+            "fraud_model_reloads_total",
+            "Model load attempts by trigger (startup, api, peer, poll) and result.",
+            ["trigger", "result"],
+            registry=registry,
+        )
+
+    def set_model_version(self, version: str, previous: str | None) -> None:
+        if previous is not None and previous != version:
+            self.model_info.labels(previous).set(0)
+        self.model_info.labels(version).set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        if self._registry is not None:
+            return generate_latest(self._registry), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,164 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task and a copy per request).
+
+For every HTTP request: a request id (the client's `X-Request-ID` if sane, else a new one,
+echoed back), the body guard (413 for bodies over the limit, refused before they are read whole;
+415 for a body that is not JSON), one access-log line (not for health checks), request metrics,
+and a last-resort handler that turns a bug into a logged 500 with the request id.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+
+from service.context import request_state
+from service.errors import PayloadTooLarge, UnsupportedMediaType, error_body
+from service.logging import get_logger
+from service.metrics import Metrics
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+QUIET_PATHS = frozenset({"/health/live", "/health/ready"})
+access_log = get_logger("service.access")
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        incoming = headers.get(REQUEST_ID_HEADER, b"")
+        request_id = incoming.decode() if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        state = request_state(scope)
+        state["request_id"] = request_id
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER, request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            refusal = self._guard(scope, headers)
+            if refusal is not None:
+                await self._respond(send_with_id, refusal.status_code, refusal.code,
+                                    refusal.message, request_id)
+            else:
+                await self.app(scope, self._limited(receive), send_with_id)
+        except Exception:
+            access_log.exception("unhandled_error", request_id=request_id, path=scope["path"])
+            if not response_started:
+                await self._respond(send_with_id, 500, "internal_error",
+                                    "internal error; quote the request_id when reporting it",
+                                    request_id)
+        finally:
+            self._record(scope, state, status, started, request_id)
+
+    def _guard(self, scope: MutableMapping[str, Any], headers: dict[bytes, bytes]) -> Any:
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            return None
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                size = -1
+            if size > self.max_body_bytes:
+                return PayloadTooLarge(
+                    f"request body of {size} bytes exceeds the limit of {self.max_body_bytes} bytes"
+                )
+        has_body = (length is not None and length != b"0") or b"transfer-encoding" in headers
+        if has_body:
+            content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if content_type != b"application/json":
+                shown = content_type.decode(errors="replace") or "none"
+                return UnsupportedMediaType(
+                    f"content type must be application/json, received {shown}"
+                )
+        return None
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Count body bytes as they arrive: a chunked body has no Content-Length to check."""
+        limit = self.max_body_bytes
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # An HTTPException, because FastAPI turns anything else raised while it
+                    # reads the body into a 400.
+                    raise HTTPException(
+                        413,
+                        f"request body exceeds the limit of {limit} bytes (stopped reading at "
+                        f"{received})",
+                    )
+            return message
+
+        return limited_receive
+
+    @staticmethod
+    async def _respond(send: Send, status: int, code: str, message: str, request_id: str) -> None:
+        body = error_body(code, message, request_id)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _record(
+        self,
+        scope: MutableMapping[str, Any],
+        state: dict[str, Any],
+        status: int,
+        started: float,
+        request_id: str,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        status_text = str(status)
+        self.metrics.requests.labels(route, scope["method"], status_text).inc()
+        self.metrics.latency.labels(route, status_text).observe(elapsed)
+        if scope["path"] in QUIET_PATHS:
+            return
+        access_log.info(
+            "request",
+            request_id=request_id,
+            method=scope["method"],
+            route=route,
+            status=status,
+            latency_ms=round(elapsed * 1000.0, 3),
+            model_version=state.get("model_version"),
+        )

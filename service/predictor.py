@@ -1,0 +1,80 @@
+"""Scoring without HTTP: rows in, probabilities and decisions out, with the bundle that made them.
+
+Single-row requests go through `MicroBatcher`: concurrent requests that reach the event loop
+together are scored in one model call. There is no waiting window: the first request schedules a
+flush on the next loop turn, everything that arrived meanwhile joins it, so an idle service
+answers at once and a busy one amortises the per-call cost over many rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ml.bundle import ModelBundle
+
+# Above this many rows, scoring moves to a thread so the event loop keeps serving.
+THREAD_ROWS = 64
+
+
+@dataclass(frozen=True)
+class Scored:
+    bundle: ModelBundle
+    probabilities: np.ndarray
+
+    def decisions(self, threshold: float | None = None) -> np.ndarray:
+        cut = self.bundle.threshold if threshold is None else threshold
+        return self.probabilities >= cut
+
+
+def score_rows(bundle: ModelBundle, rows: np.ndarray) -> Scored:
+    return Scored(bundle, bundle.score(rows))
+
+
+async def score_batch(get_bundle: Callable[[], ModelBundle], rows: np.ndarray) -> Scored:
+    bundle = get_bundle()  # one bundle for the whole batch, even if a reload swaps meanwhile
+    if rows.shape[0] > THREAD_ROWS:
+        return await asyncio.to_thread(score_rows, bundle, rows)
+    return score_rows(bundle, rows)
+
+
+class MicroBatcher:
+    def __init__(self, get_bundle: Callable[[], ModelBundle], max_rows: int = THREAD_ROWS) -> None:
+        self._get_bundle = get_bundle
+        self._max_rows = max_rows
+        self._pending: list[tuple[np.ndarray, asyncio.Future[tuple[float, ModelBundle]]]] = []
+        self._scheduled = False
+        self.batches = 0
+        self.rows = 0
+
+    def score_one(self, row: np.ndarray) -> asyncio.Future[tuple[float, ModelBundle]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[float, ModelBundle]] = loop.create_future()
+        self._pending.append((row, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending[: self._max_rows], self._pending[self._max_rows :]
+        if self._pending:  # more than one model call's worth: the rest go on the next turn
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        try:
+            bundle = self._get_bundle()
+            probabilities = bundle.score(np.vstack([row for row, _ in pending]))
+        except Exception as exc:  # noqa: BLE001 - not swallowed: every waiting request gets it
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.batches += 1
+        self.rows += len(pending)
+        for (_, future), probability in zip(pending, probabilities, strict=True):
+            if not future.done():
+                future.set_result((float(probability), bundle))

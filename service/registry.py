@@ -1,0 +1,238 @@
+"""The model registry: holds the one current bundle and replaces it safely.
+
+A new bundle is downloaded and fully verified (checksums, library versions, canary rows) in a
+thread, off the event loop, while the old one keeps serving; then one reference is swapped.
+A request holds the bundle it started with, so it sees the old bundle or the new one, never a
+mix of model, preprocessor and threshold. Loads are serialised by a lock, so at most one extra
+bundle is in memory. Any failure leaves the current bundle serving.
+
+Triggers: `startup` (retried with backoff until it succeeds), `api` (POST /reload),
+`peer` (another worker of this task reloaded), `poll` (production.json changed in the store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+
+from ml.bundle import BundleError, ModelBundle, load_bundle
+from ml.store import ArtifactStore, PointerState, StoreError, fetch_version
+from service.coordination import PeerChannel
+from service.errors import BadGateway, NotReady, ServiceError
+from service.logging import get_logger
+from service.metrics import Metrics
+
+log = get_logger("service.registry")
+
+
+class NoProductionModel(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    previous_version: str | None
+    version: str
+    changed: bool
+    took_ms: float
+    workers_confirmed: int
+    workers_total: int
+
+
+def as_service_error(exc: Exception) -> ServiceError:
+    """Map a load failure to the HTTP error /reload answers with."""
+    from ml.store import ObjectNotFound, StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable):
+        return NotReady(f"artifact store unreachable: {exc}", code="store_unavailable")
+    if isinstance(exc, NoProductionModel):
+        return NotReady(str(exc), code="no_production_model")
+    if isinstance(exc, ObjectNotFound):
+        return BadGateway(f"production names a version that is not in the store: {exc}",
+                          code="bundle_not_found")
+    if isinstance(exc, BundleError):
+        return BadGateway(f"bundle refused ({exc.reason}): {exc}", code=exc.reason)
+    return BadGateway(f"artifact store error: {exc}", code="store_error")
+
+
+class ModelRegistry:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        metrics: Metrics,
+        *,
+        peers: PeerChannel | None = None,
+        poll_interval_s: float = 30.0,
+        peer_check_interval_s: float = 0.2,
+        reload_wait_s: float = 5.0,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._peers = peers
+        self._poll_interval_s = poll_interval_s
+        self._peer_check_interval_s = peer_check_interval_s
+        self._reload_wait_s = reload_wait_s
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._bundle: ModelBundle | None = None
+        self._etag: str | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.not_ready_reason = "the model has not been loaded yet"
+
+    # --- reading -------------------------------------------------------------------------
+
+    @property
+    def bundle(self) -> ModelBundle | None:
+        return self._bundle
+
+    def require_bundle(self) -> ModelBundle:
+        bundle = self._bundle
+        if bundle is None:
+            raise NotReady(f"no model loaded: {self.not_ready_reason}")
+        return bundle
+
+    # --- loading -------------------------------------------------------------------------
+
+    async def reload(self, trigger: str = "api") -> ReloadOutcome:
+        """Follow production.json now. Raises the cause on failure; the old bundle stays."""
+        started = time.perf_counter()
+        async with self._lock:
+            previous = self._bundle
+            try:
+                state = await asyncio.to_thread(self._store.current_pointer)
+                changed = await self._install_from_pointer(state, trigger)
+            except (StoreError, BundleError) as exc:
+                self._record_failure(trigger, exc)
+                raise
+        current = self.require_bundle()
+        confirmed, total = 1, 1
+        if self._peers is not None:
+            if changed:
+                self._peers.announce(current.version, current.manifest_sha256)
+            confirmed, total = await self._peers.wait_for(current.version, self._reload_wait_s)
+        return ReloadOutcome(
+            previous_version=previous.version if previous else None,
+            version=current.version,
+            changed=changed,
+            took_ms=round((time.perf_counter() - started) * 1000.0, 1),
+            workers_confirmed=confirmed,
+            workers_total=total,
+        )
+
+    async def _install_from_pointer(self, state: PointerState, trigger: str) -> bool:
+        pointer = state.pointer
+        if pointer is None:
+            raise NoProductionModel(f"{self._store.uri} has no production.json: nothing promoted")
+        current = self._bundle
+        if current is not None and current.manifest_sha256 == pointer.manifest_sha256:
+            self._etag = state.etag
+            self._metrics.reloads.labels(trigger, "unchanged").inc()
+            return False
+        await self._load_and_swap(pointer.version, pointer.manifest_sha256, trigger)
+        self._etag = state.etag
+        return True
+
+    async def _load_and_swap(self, version: str, manifest_sha256: str, trigger: str) -> None:
+        started = time.perf_counter()
+        bundle = await asyncio.to_thread(self._fetch_and_verify, version, manifest_sha256)
+        previous, self._bundle = self._bundle, bundle  # the swap: one reference
+        self._metrics.set_model_version(bundle.version, previous.version if previous else None)
+        self._metrics.reloads.labels(trigger, "success").inc()
+        if self._peers is not None:
+            self._peers.confirm(bundle.version)
+        log.info(
+            "model_loaded",
+            trigger=trigger,
+            model_version=bundle.version,
+            previous_version=previous.version if previous else None,
+            load_ms=round((time.perf_counter() - started) * 1000.0, 1),
+        )
+
+    def _fetch_and_verify(self, version: str, manifest_sha256: str) -> ModelBundle:
+        files = fetch_version(self._store, version)
+        return load_bundle(files, expected_manifest_sha256=manifest_sha256)
+
+    def _record_failure(self, trigger: str, exc: Exception) -> None:
+        self._metrics.reloads.labels(trigger, "failure").inc()
+        serving = self._bundle.version if self._bundle else None
+        log.error(
+            "model_load_failed",
+            trigger=trigger,
+            error=type(exc).__name__,
+            cause=str(exc),
+            still_serving=serving,
+        )
+
+    # --- background work -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._run(), name="model-registry"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._peers is not None:
+            self._peers.leave()
+
+    async def _run(self) -> None:
+        await self._load_at_startup()
+        if self._peers is not None:
+            self._tasks.append(asyncio.create_task(self._watch_peers(), name="peer-watch"))
+        if self._poll_interval_s > 0:
+            await self._poll_forever()
+
+    async def _load_at_startup(self) -> None:
+        delay = self._retry_initial_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._lock:
+                    state = await asyncio.to_thread(self._store.current_pointer)
+                    await self._install_from_pointer(state, "startup")
+                return
+            except (StoreError, BundleError) as exc:
+                self.not_ready_reason = f"{type(exc).__name__}: {exc}"
+                self._record_failure("startup", exc)
+                log.warning("startup_load_retry", attempt=attempt, retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+                delay = min(delay * 2.0, self._retry_max_s)
+
+    async def _poll_forever(self) -> None:
+        """Conditional GET of production.json: cheap when nothing changed (304)."""
+        while True:
+            await asyncio.sleep(self._poll_interval_s * random.uniform(0.9, 1.1))  # noqa: S311
+            try:
+                state = await asyncio.to_thread(self._store.read_pointer, self._etag)
+                if state is None:
+                    continue  # unchanged
+                async with self._lock:
+                    await self._install_from_pointer(state, "poll")
+            except (StoreError, BundleError) as exc:
+                self._record_failure("poll", exc)
+
+    async def _watch_peers(self) -> None:
+        assert self._peers is not None
+        seen = self._peers.target()
+        while True:
+            await asyncio.sleep(self._peer_check_interval_s)
+            target = self._peers.target()
+            if target is None or (seen is not None and target.stamp == seen.stamp):
+                continue
+            seen = target
+            current = self._bundle
+            if current is not None and current.manifest_sha256 == target.manifest_sha256:
+                self._peers.confirm(current.version)
+                continue
+            try:
+                async with self._lock:
+                    await self._load_and_swap(target.version, target.manifest_sha256, "peer")
+            except (StoreError, BundleError) as exc:
+                self._record_failure("peer", exc)

@@ -1,0 +1,33 @@
+"""The serving command, in one place. The container runs exactly `SERVE_ARGV` (Dockerfile.api
+says it literally and a test holds them equal); `fraudctl serve` execs the same thing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+SERVE_ARGV = (
+    "gunicorn",
+    "--config",
+    "python:service.gunicorn_conf",
+    "service.app:app_from_env()",
+)
+
+
+def gunicorn_executable() -> str:
+    beside_python = Path(sys.executable).parent / "gunicorn"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("gunicorn")
+    if found is None:
+        raise FileNotFoundError("gunicorn is not installed in this environment")
+    return found
+
+
+def exec_gunicorn(host: str, port: int, workers: int) -> None:
+    """Replace this process with Gunicorn, so signals (SIGTERM) reach it directly."""
+    os.environ["FRAUD_BIND"] = f"{host}:{port}"
+    os.environ["WEB_CONCURRENCY"] = str(workers)
+    os.execv(gunicorn_executable(), [gunicorn_executable(), *SERVE_ARGV[1:]])

@@ -1,0 +1,79 @@
+"""Service settings, from environment variables prefixed `FRAUD_`.
+
+Secrets (the API keys) have no default: the service does not start without them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+KeyList = Annotated[list[SecretStr], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore", frozen=True)
+
+    store_uri: str = Field(min_length=1)
+    """Where models live: `s3://bucket/prefix`, `file:///dir` or a directory path."""
+
+    api_keys: KeyList = Field(min_length=1)
+    """Comma-separated keys accepted by /predict, /predict/batch and /model. Several keys let
+    you rotate: add the new one, move clients, remove the old one."""
+
+    admin_api_keys: KeyList = Field(min_length=1)
+    """Comma-separated keys accepted by /reload."""
+
+    max_batch_rows: int = Field(default=1000, ge=1, le=100_000)
+    """Most rows one /predict/batch request may carry (more: 413)."""
+
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    """Largest request body accepted, checked before the body is read (more: 413)."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    model_poll_interval_s: float = Field(default=30.0, ge=0.0)
+    """How often each worker checks production.json (+/- 10 % jitter); 0 disables polling."""
+
+    startup_retry_initial_s: float = Field(default=0.5, gt=0.0)
+    startup_retry_max_s: float = Field(default=30.0, gt=0.0)
+    """Backoff between attempts to load the first model while the store is unreachable."""
+
+    coordination_dir: Path | None = None
+    """A directory shared by the workers of one task, through which a reload reaches all of
+    them. Set by the Gunicorn config; unset means a single process."""
+
+    peer_check_interval_s: float = Field(default=0.2, gt=0.0)
+    """How often a worker looks at the shared reload marker (a local file stat)."""
+
+    reload_wait_s: float = Field(default=5.0, ge=0.0)
+    """How long /reload waits for the other workers of the task to confirm the new version."""
+
+    graceful_timeout_s: float = Field(default=20.0, gt=0.0, lt=30.0)
+    """On SIGTERM, how long in-flight requests may take to finish (ECS waits 30 s)."""
+
+    @field_validator("api_keys", "admin_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+
+class SettingsError(Exception):
+    """Start-up settings that are missing or invalid, each named by its variable."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()  # type: ignore[call-arg]  # values come from the environment
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = "FRAUD_" + str(error["loc"][0]).upper() if error["loc"] else "FRAUD_*"
+            problems.append(f"{variable}: {error['msg']}")
+        raise SettingsError("invalid service settings: " + "; ".join(problems)) from None

@@ -1,0 +1,140 @@
+"""Shared fixtures: the real data sample, a real S3 endpoint (moto in server mode on 127.0.0.1),
+and bundles trained for real."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+
+from ml.bundle import load_bundle
+from ml.data import Dataset, load_dataset
+from ml.store import ArtifactStore, LocalStore, S3Store
+from ml.train import train_bundle
+
+REPO = Path(__file__).resolve().parent.parent
+DEV_DATA = REPO / "data" / "creditcard_dev.csv.gz"
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop a process this test session started, by its PID, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1: real HTTP, real boto3, nothing mocked in-process."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **AWS_ENV},
+        )
+    try:
+        wait_for_port(port)
+        endpoint = f"http://127.0.0.1:{port}"
+        saved = {k: os.environ.get(k) for k in (*AWS_ENV, "AWS_ENDPOINT_URL_S3")}
+        os.environ.update(AWS_ENV | {"AWS_ENDPOINT_URL_S3": endpoint})
+        yield endpoint
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str) -> str:
+    """A fresh, empty bucket for one test."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_store(s3_bucket: str) -> S3Store:
+    return S3Store(s3_bucket, "fraud")
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
+    """Each store test runs against both backends."""
+    if request.param == "local":
+        return LocalStore(tmp_path / "store")
+    bucket = request.getfixturevalue("s3_bucket")
+    return S3Store(bucket, "fraud")
+
+
+@pytest.fixture(scope="session")
+def dev_dataset() -> Dataset:
+    return load_dataset(DEV_DATA)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(dev_dataset: Dataset) -> Dataset:
+    """A stratified quarter of the real sample: enough to train a tiny model in well under 1 s."""
+    rng = np.random.default_rng(7)
+    fraud = np.flatnonzero(dev_dataset.y == 1)
+    legit = rng.choice(np.flatnonzero(dev_dataset.y == 0), size=3000, replace=False)
+    rows = np.sort(np.concatenate([fraud, legit]))
+    return Dataset(
+        path=dev_dataset.path, X=dev_dataset.X[rows], y=dev_dataset.y[rows], sha256="subset"
+    )
+
+
+@pytest.fixture(scope="session")
+def bundle_files(small_dataset: Dataset) -> dict[str, bytes]:
+    """A real (small) HGB bundle, trained once per session."""
+    return train_bundle(small_dataset, model_name="hgb", seed=1)
+
+
+@pytest.fixture(scope="session")
+def other_bundle_files(small_dataset: Dataset) -> dict[str, bytes]:
+    """A second, different bundle (linear baseline), for swaps and comparisons."""
+    return train_bundle(small_dataset, model_name="logreg", seed=2)
+
+
+@pytest.fixture(scope="session")
+def bundle_version(bundle_files: dict[str, bytes]) -> str:
+    return load_bundle(bundle_files).version

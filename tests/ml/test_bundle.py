@@ -1,0 +1,116 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn
+
+from ml.bundle import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    BundleError,
+    Manifest,
+    load_bundle,
+    load_bundle_dir,
+    read_bundle_dir,
+    sha256_hex,
+    write_bundle,
+)
+from ml.data import Dataset
+from ml.schema import FEATURE_NAMES
+
+
+def with_manifest(files: dict[str, bytes], **changes: object) -> dict[str, bytes]:
+    manifest = json.loads(files[MANIFEST_FILE])
+    manifest.update(changes)
+    return {**files, MANIFEST_FILE: json.dumps(manifest).encode()}
+
+
+def test_manifest_describes_the_bundle(bundle_files: dict[str, bytes]) -> None:
+    manifest = Manifest.from_json(bundle_files[MANIFEST_FILE])
+    assert manifest.feature_names == list(FEATURE_NAMES)
+    assert 0.0 < manifest.threshold < 1.0
+    assert manifest.runtime["scikit-learn"] == sklearn.__version__
+    assert {"python", "numpy", "joblib"} <= manifest.runtime.keys()
+    assert manifest.files[MODEL_FILE]["sha256"] == sha256_hex(bundle_files[MODEL_FILE])
+    assert manifest.training_data["rows"] > 0 and manifest.training_data["frauds"] > 0
+    assert manifest.params["seed"] == 1
+    assert {"validation", "test"} == manifest.metrics.keys()
+    assert len(manifest.canary["rows"]) == len(manifest.canary["fraud_probability"]) >= 2
+    assert manifest.version.endswith(sha256_hex(b"")[:0]) and "T" in manifest.version
+
+
+def test_round_trip_through_a_directory_scores_like_the_model(
+    tmp_path: Path, bundle_files: dict[str, bytes], small_dataset: Dataset
+) -> None:
+    write_bundle(tmp_path / "b", bundle_files)
+    assert read_bundle_dir(tmp_path / "b") == bundle_files
+    bundle = load_bundle_dir(tmp_path / "b")
+    X = small_dataset.X[:500]
+    expected = bundle.model.predict_proba(bundle.preprocessor.transform(X))[:, 1]
+    # Both scoring paths: the flat scorer (<= 64 rows) and scikit-learn (more rows).
+    np.testing.assert_allclose(bundle.score(X), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bundle.score(X[:10]), expected[:10], rtol=0, atol=1e-12)
+    assert bundle.fast_scorer is not None
+
+
+def test_tampered_model_file_is_refused(bundle_files: dict[str, bytes]) -> None:
+    tampered = {**bundle_files, MODEL_FILE: bundle_files[MODEL_FILE] + b"\0"}
+    with pytest.raises(BundleError, match="model.joblib has sha256") as caught:
+        load_bundle(tampered)
+    assert caught.value.reason == "checksum_mismatch"
+
+
+def test_manifest_not_matching_the_pointer_is_refused(bundle_files: dict[str, bytes]) -> None:
+    with pytest.raises(BundleError, match="the pointer expects") as caught:
+        load_bundle(bundle_files, expected_manifest_sha256="0" * 64)
+    assert caught.value.reason == "checksum_mismatch"
+
+
+def test_other_scikit_learn_minor_version_is_refused(bundle_files: dict[str, bytes]) -> None:
+    manifest = json.loads(bundle_files[MANIFEST_FILE])
+    runtime = manifest["runtime"] | {"scikit-learn": "0.24.2"}
+    with pytest.raises(BundleError, match=r"built with scikit-learn 0\.24\.2") as caught:
+        load_bundle(with_manifest(bundle_files, runtime=runtime))
+    assert caught.value.reason == "incompatible_runtime"
+
+
+def test_canary_mismatch_is_refused(bundle_files: dict[str, bytes]) -> None:
+    manifest = json.loads(bundle_files[MANIFEST_FILE])
+    canary = manifest["canary"]
+    canary["fraud_probability"][0] += 1e-6
+    with pytest.raises(BundleError, match=r"differ from training time by 1e-06") as caught:
+        load_bundle(with_manifest(bundle_files, canary=canary))
+    assert caught.value.reason == "canary_mismatch"
+
+
+def test_canary_difference_within_tolerance_is_accepted(bundle_files: dict[str, bytes]) -> None:
+    manifest = json.loads(bundle_files[MANIFEST_FILE])
+    canary = manifest["canary"]
+    canary["fraud_probability"][0] += 1e-12
+    load_bundle(with_manifest(bundle_files, canary=canary))
+
+
+def test_missing_file_is_refused(tmp_path: Path, bundle_files: dict[str, bytes]) -> None:
+    write_bundle(tmp_path, bundle_files)
+    (tmp_path / MODEL_FILE).unlink()
+    with pytest.raises(BundleError, match="has no model.joblib"):
+        load_bundle_dir(tmp_path)
+
+
+def test_garbage_manifest_is_refused(bundle_files: dict[str, bytes]) -> None:
+    with pytest.raises(BundleError, match=r"manifest\.json is not valid") as caught:
+        load_bundle({**bundle_files, MANIFEST_FILE: b"{not json"})
+    assert caught.value.reason == "invalid_manifest"
+
+
+def test_unknown_manifest_format_is_refused(bundle_files: dict[str, bytes]) -> None:
+    with pytest.raises(BundleError, match="format_version is 99"):
+        load_bundle(with_manifest(bundle_files, format_version=99))
+
+
+def test_linear_bundle_scores_through_scikit_learn(other_bundle_files: dict[str, bytes]) -> None:
+    bundle = load_bundle(other_bundle_files)
+    assert bundle.fast_scorer is None
+    assert bundle.manifest.model_family == "logreg"
+    assert bundle.score(np.zeros((3, len(FEATURE_NAMES)))).shape == (3,)
