@@ -36,11 +36,12 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from ml.bundle import load_bundle, write_bundle
     from ml.data import load_dataset
-    from ml.train import summary_rows, train_bundle
+    from ml.train import DEFAULT_MODEL, summary_rows, train_bundle
 
     _say(f"reading {args.data}")
     dataset = load_dataset(args.data)
-    files = train_bundle(dataset, model_name=args.model, seed=args.seed, progress=_say)
+    model = args.model or DEFAULT_MODEL
+    files = train_bundle(dataset, model_name=model, seed=args.seed, progress=_say)
     bundle = load_bundle(files)  # the candidate must pass the same checks the service applies
     write_bundle(args.out, files)
     _say(f"wrote candidate bundle {bundle.version} to {args.out}")
@@ -48,6 +49,171 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"model {bundle.manifest.model_family}, threshold {bundle.threshold:.4f}, "
           f"version {bundle.version}")
     return EXIT_OK
+
+
+def _print_json(payload: object) -> None:
+    import json
+
+    print(json.dumps(payload, indent=2, sort_keys=True))
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    import os
+
+    from ml.notify import notify_reload
+    from ml.promote import promote
+    from ml.report import write_report
+    from ml.store import open_store
+
+    admin_key = os.environ.get("FRAUD_ADMIN_API_KEY", "")
+    if args.notify and not admin_key:
+        _say("fraudctl promote: --notify needs the admin key in FRAUD_ADMIN_API_KEY")
+        return EXIT_USAGE
+    if not args.candidate.is_dir():
+        _say(f"fraudctl promote: error: candidate bundle {args.candidate} does not exist")
+        return EXIT_ERROR
+    store = open_store(args.store)
+    min_delta = args.min_delta
+    decision, candidate, production = promote(
+        args.candidate, args.data, store, min_delta=min_delta, force=args.force,
+        dry_run=args.dry_run,
+    )
+    if decision.promoted:
+        _say(f"PROMOTED {decision.candidate['version']} ({decision.action}): {decision.reason}")
+        for url in args.notify:
+            result = notify_reload(url, admin_key)
+            decision.notify.append(result)
+            if result["ok"]:
+                _say(f"notified {result['url']}: {result['response']}")
+            else:
+                _say(f"WARNING: notify {result['url']} failed after {result['attempts']} "
+                     f"attempt(s): {result['error']} (services will still pick the model up "
+                     "when they next poll)")
+    elif decision.promote:
+        _say(f"DRY RUN: would promote {decision.candidate['version']}: {decision.reason}")
+    else:
+        _say(f"KEPT production: {decision.reason}")
+    if args.report_dir is not None:
+        from ml.data import load_dataset
+
+        labels = load_dataset(args.data).y
+        paths = write_report(args.report_dir, decision, candidate, production, labels)
+        _say(f"report: {paths['markdown']}, {paths['json']}, {paths['pr_curve']}")
+    _print_json(decision.to_dict())
+    return EXIT_OK if decision.promote else EXIT_KEPT
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from ml.promote import rollback
+    from ml.store import open_store
+
+    pointer = rollback(open_store(args.store), to=args.to)
+    _say(f"ROLLED BACK production to {pointer.version} (was {pointer.previous_version})")
+    _print_json(pointer.__dict__)
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from ml.bundle import MANIFEST_FILE, Manifest
+    from ml.store import list_versions, open_store, read_history, version_key
+
+    store = open_store(args.store)
+    live = store.current_pointer().pointer
+    versions = []
+    for version in list_versions(store):
+        manifest = Manifest.from_json(store.get(version_key(version, MANIFEST_FILE)))
+        versions.append({
+            "version": version,
+            "live": live is not None and live.version == version,
+            "model_family": manifest.model_family,
+            "created_at": manifest.created_at,
+            "threshold": manifest.threshold,
+            "training_test_f1": manifest.metrics["test"]["f1"],
+            "training_test_pr_auc": manifest.metrics["test"]["pr_auc"],
+        })
+    log = [p.__dict__ for p in read_history(store)]
+    if args.json:
+        _print_json({"store": store.uri, "live": live.version if live else None,
+                     "versions": versions, "log": log})
+        return EXIT_OK
+    print(f"store {store.uri}; live: {live.version if live else 'nothing promoted yet'}")
+    print()
+    print(table(
+        [(("* " if v["live"] else "  ") + v["version"], v["model_family"], v["created_at"],
+          f"{v['training_test_f1']:.4f}", f"{v['training_test_pr_auc']:.4f}")
+         for v in versions],
+        ("version (* live)", "model", "created", "test F1 (training)", "PR-AUC (training)"),
+    ))
+    print()
+    print(table(
+        [(e["promoted_at"], e["action"], e["version"], e["previous_version"] or "-",
+          e["promoted_by"], e["details"].get("reason", "")) for e in log],
+        ("when", "action", "version", "previous", "by", "reason"),
+    ))
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ml.bundle import load_bundle, load_bundle_dir
+    from ml.data import load_dataset
+    from ml.promote import evaluate_bundle
+    from ml.store import fetch_version, open_store
+
+    if args.bundle is not None:
+        bundle = load_bundle_dir(args.bundle)
+    else:
+        store = open_store(args.store)
+        pointer = store.current_pointer().pointer
+        version = args.version or (pointer.version if pointer else None)
+        if version is None:
+            _say(f"fraudctl evaluate: {store.uri} has no production model; pass --version")
+            return EXIT_ERROR
+        expected = pointer.manifest_sha256 if pointer and pointer.version == version else None
+        bundle = load_bundle(fetch_version(store, version), expected_manifest_sha256=expected)
+    data = load_dataset(args.data)
+    result = evaluate_bundle(bundle, data)
+    payload = {"version": bundle.version, "data": data.fingerprint(), "metrics": result.metrics}
+    if args.json:
+        _print_json(payload)
+    else:
+        m = result.metrics
+        keys = ("f1", "precision", "recall", "pr_auc", "roc_auc", "f1_at_production_prevalence",
+                "precision_at_production_prevalence", "prevalence", "threshold")
+        print(f"bundle {bundle.version} on {data.path} ({data.n_rows} rows, {data.n_fraud} frauds)")
+        print(table([(k, f"{m[k]:.4f}") for k in keys], ("metric", "value")))
+    return EXIT_OK
+
+
+def cmd_run_local(args: argparse.Namespace) -> int:
+    """The embedded default behind `make run`: no AWS, no Docker."""
+    import os
+    import secrets
+
+    from ml.store import open_store
+
+    store = open_store(args.store)
+    if store.current_pointer().pointer is None:
+        _say(f"no production model in {store.uri}: training one on {args.data}")
+        candidate = args.work_dir / "candidate"
+        if cmd_train(argparse.Namespace(data=args.data, out=candidate, model=None, seed=0)) != 0:
+            return EXIT_ERROR
+        promote_args = argparse.Namespace(
+            candidate=candidate, data=args.data, store=args.store, min_delta=0.0, force=False,
+            dry_run=False, notify=[], report_dir=args.work_dir / "report",
+        )
+        if cmd_promote(promote_args) != EXIT_OK:
+            return EXIT_ERROR
+    else:
+        _say(f"serving the production model already in {store.uri}")
+    os.environ["FRAUD_STORE_URI"] = store.uri
+    for variable in ("FRAUD_API_KEYS", "FRAUD_ADMIN_API_KEYS"):
+        if not os.environ.get(variable):
+            os.environ[variable] = secrets.token_urlsafe(24)
+            _say(f"generated {variable}={os.environ[variable]}  (shown once; set it to choose)")
+    os.environ.setdefault("FRAUD_MODEL_POLL_INTERVAL_S", "5")
+    os.environ.setdefault("FRAUD_LOG_FORMAT", "console")
+    _say(f"serving on http://{args.host}:{args.port} (docs: http://{args.host}:{args.port}/docs)")
+    return cmd_serve(argparse.Namespace(host=args.host, port=args.port, workers=args.workers))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -76,6 +242,41 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(handler=cmd_train)
 
+    promote = commands.add_parser(
+        "promote", help="promote a candidate only if its F1 beats production on the same data"
+    )
+    promote.add_argument("--candidate", type=Path, required=True, help="candidate bundle dir")
+    promote.add_argument("--data", type=Path, required=True, help="evaluation CSV (labelled)")
+    promote.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
+    promote.add_argument("--min-delta", type=float, default=0.0,
+                         help="required F1 gain over production (negative: deliberate)")
+    promote.add_argument("--force", action="store_true", help="promote whatever the metrics")
+    promote.add_argument("--notify", action="append", default=[], metavar="URL",
+                         help="service base URL to POST /reload to after promotion (repeatable)")
+    promote.add_argument("--dry-run", action="store_true", help="decide, change nothing")
+    promote.add_argument("--report-dir", type=Path, help="write report.json, report.md, "
+                         "pr_curve.png here")
+    promote.set_defaults(handler=cmd_promote)
+
+    rollback = commands.add_parser("rollback", help="point production at an older version")
+    rollback.add_argument("--store", required=True)
+    rollback.add_argument("--to", metavar="VERSION", help="default: the previous production")
+    rollback.set_defaults(handler=cmd_rollback)
+
+    history = commands.add_parser("history", help="versions, which is live, promotion log")
+    history.add_argument("--store", required=True)
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(handler=cmd_history)
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a bundle on labelled data")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bundle", type=Path, help="a bundle directory")
+    source.add_argument("--store", help="a store; production unless --version")
+    evaluate.add_argument("--version", help="with --store: a version other than production")
+    evaluate.add_argument("--data", type=Path, required=True)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
     serve = commands.add_parser(
         "serve", help="serve the production model (Gunicorn + Uvicorn workers; FRAUD_* settings)"
     )
@@ -83,11 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=2)
     serve.set_defaults(handler=cmd_serve)
+
+    local = commands.add_parser(
+        "run-local",
+        help="train and promote into a local store if it has no production model, then serve",
+    )
+    local.add_argument("--store", default=".local/store")
+    local.add_argument("--data", type=Path, default=Path("data/creditcard_dev.csv.gz"))
+    local.add_argument("--work-dir", type=Path, default=Path(".local/work"))
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=8000)
+    local.add_argument("--workers", type=int, default=2)
+    local.set_defaults(handler=cmd_run_local)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ml.bundle import BundleError
+    from ml.promote import PromotionError
     from ml.store import StoreError
 
     parser = build_parser()
@@ -95,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (BundleError, StoreError, ValueError, OSError) as exc:
+    except (BundleError, StoreError, PromotionError, ValueError, OSError) as exc:
         # Expected failures: one clear line, no traceback. Anything else is a bug and shows one.
         _say(f"fraudctl {args.command}: error: {exc}")
         return EXIT_ERROR
