@@ -48,6 +48,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("starting", store=store.uri, workers_shared_dir=str(settings.coordination_dir))
         registry.start()
+        if not await registry.wait_first_load(settings.startup_load_wait_s):
+            log.warning("serving_without_model", reason=registry.not_ready_reason)
         try:
             yield
         finally:

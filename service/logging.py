@@ -9,7 +9,8 @@ import orjson
 import structlog
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
+def configure_logging(level: str = "info", fmt: str = "json", *, cache: bool = True) -> None:
+    """`cache=False` re-reads the configuration on every call (tests that reconfigure)."""
     numeric = logging.getLevelName(level.upper())
     renderer: structlog.types.Processor
     if fmt == "json":
@@ -28,7 +29,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=factory,  # type: ignore[arg-type]
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     # Libraries that use the standard library logging go through the same level.
     logging.basicConfig(level=numeric, stream=sys.stdout, format="%(message)s")

@@ -82,6 +82,7 @@ class ModelRegistry:
         self._etag: str | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._first_load = asyncio.Event()
         self.not_ready_reason = "the model has not been loaded yet"
 
     # --- reading -------------------------------------------------------------------------
@@ -173,6 +174,14 @@ class ModelRegistry:
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._run(), name="model-registry"))
 
+    async def wait_first_load(self, timeout: float) -> bool:
+        """True once a model is loaded; False if `timeout` passed first (loading goes on)."""
+        try:
+            await asyncio.wait_for(self._first_load.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -197,6 +206,7 @@ class ModelRegistry:
                 async with self._lock:
                     state = await asyncio.to_thread(self._store.current_pointer)
                     await self._install_from_pointer(state, "startup")
+                self._first_load.set()
                 return
             except (StoreError, BundleError) as exc:
                 self.not_ready_reason = f"{type(exc).__name__}: {exc}"

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     model_poll_interval_s: float = Field(default=30.0, ge=0.0)
     """How often each worker checks production.json (+/- 10 % jitter); 0 disables polling."""
 
+    startup_load_wait_s: float = Field(default=20.0, ge=0.0)
+    """How long a starting worker waits for its first model before it accepts requests. A
+    worker still starting accepts nothing, so the kernel gives connections to ready workers;
+    past this bound it serves live-but-not-ready and keeps retrying in the background."""
+
     startup_retry_initial_s: float = Field(default=0.5, gt=0.0)
     startup_retry_max_s: float = Field(default=30.0, gt=0.0)
     """Backoff between attempts to load the first model while the store is unreachable."""

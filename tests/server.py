@@ -1,0 +1,134 @@
+"""A real `fraudctl serve` process (Gunicorn + Uvicorn workers) for tests, and a tiny HTTP
+client on the standard library. Only 127.0.0.1; every process started here is stopped by PID."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import free_port, stop_process
+
+PREDICT_BODY = json.dumps({"features": [0.5] * 30}).encode()
+
+
+class Http:
+    """One keep-alive connection to 127.0.0.1:port."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        self.port = port
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        all_headers = {"content-type": "application/json"} if body is not None else {}
+        all_headers |= headers or {}
+        for attempt in (1, 2):  # a keep-alive connection closed by the server is retried once
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                        timeout=self.timeout)
+            try:
+                self._conn.request(method, path, body=body, headers=all_headers)
+                response = self._conn.getresponse()
+                raw = response.read()
+                if response.getheader("connection", "").lower() == "close":
+                    self.close()
+                kind = response.getheader("content-type", "")
+                return response.status, json.loads(raw) if "json" in kind else raw.decode()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def once(
+    port: int, method: str, path: str, body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """One request on its own connection, closed afterwards."""
+    client = Http(port)
+    try:
+        return client.request(method, path, body, headers)
+    finally:
+        client.close()
+
+
+class ServiceProcess:
+    def __init__(self, tmp: Path, env: dict[str, str], workers: int = 2) -> None:
+        self.port = free_port()
+        self.tmp = tmp
+        self.log_path = tmp / f"serve-{self.port}.log"
+        self.env = {**os.environ, "FRAUD_RUNTIME_DIR": str(tmp / f"runtime-{self.port}"),
+                    "FRAUD_LOG_LEVEL": "info", **env}
+        self.workers = workers
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ml.cli", "serve", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--workers", str(self.workers)],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            )
+        return self
+
+    def loaded_workers(self) -> int:
+        """Workers that report a loaded model (one `fraud_model_info` series per process)."""
+        status, text = once(self.port, "GET", "/metrics")
+        if status != 200:
+            return 0
+        return sum(1 for line in text.splitlines()
+                   if line.startswith("fraud_model_info{") and line.endswith(" 1.0"))
+
+    def wait_ready(self, timeout: float = 30.0) -> float:
+        """Seconds until /health/ready answers 200, then waits until every worker has loaded."""
+        ready_after = self._wait_first_ready(timeout)
+        deadline = time.monotonic() + timeout
+        while self.loaded_workers() < self.workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not every worker loaded within {timeout}s:\n{self.log()}")
+            time.sleep(0.05)
+        return ready_after
+
+    def _wait_first_ready(self, timeout: float) -> float:
+        started = time.monotonic()
+        client = Http(self.port, timeout=2.0)
+        while time.monotonic() - started < timeout:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if client.request("GET", "/health/ready")[0] == 200:
+                    client.close()
+                    return time.monotonic() - started
+            except OSError:
+                pass
+            client.close()
+            time.sleep(0.05)
+        raise TimeoutError(f"not ready within {timeout}s:\n{self.log()}")
+
+    def terminate(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")

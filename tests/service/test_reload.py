@@ -1,0 +1,238 @@
+"""POST /reload and the registry, in-process: every failure leaves the old bundle serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from fastapi.testclient import TestClient
+
+from ml.bundle import MANIFEST_FILE, MODEL_FILE, load_bundle
+from ml.store import LocalStore, Pointer, S3Store, utc_now
+from service.app import create_app
+from tests.conftest import AWS_ENV, free_port, stop_process, wait_for_port
+from tests.service.conftest import ADMIN, AUTH, make_settings, promote_files, wait_ready
+
+ROW = {"features": [0.5] * 30}
+
+
+def served_version(client: TestClient) -> str:
+    response = client.post("/predict", json=ROW, headers=AUTH)
+    assert response.status_code == 200, response.text
+    version: str = response.json()["model_version"]
+    return version
+
+
+def reload_failures(client: TestClient) -> float:
+    text = client.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith('fraud_model_reloads_total{result="failure",trigger="api"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def with_manifest(files: dict[str, bytes], **changes: Any) -> dict[str, bytes]:
+    manifest = json.loads(files[MANIFEST_FILE]) | changes
+    return {**files, MANIFEST_FILE: json.dumps(manifest).encode()}
+
+
+def test_reload_swaps_to_the_promoted_version(
+    client: TestClient, local_store: LocalStore, bundle_version: str,
+    other_bundle_files: dict[str, bytes],
+) -> None:
+    v2 = load_bundle(other_bundle_files).version
+    promote_files(local_store, other_bundle_files, v2)
+    response = client.post("/reload", headers=ADMIN)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["previous_version"] == bundle_version
+    assert body["version"] == v2 and body["changed"] is True
+    assert body["took_ms"] > 0
+    assert served_version(client) == v2
+    assert client.get("/model", headers=AUTH).json()["version"] == v2
+    again = client.post("/reload", headers=ADMIN).json()
+    assert again["changed"] is False and again["version"] == v2
+
+
+def test_rollback_is_just_pointing_back(
+    client: TestClient, local_store: LocalStore, bundle_version: str,
+    other_bundle_files: dict[str, bytes],
+) -> None:
+    from ml.promote import rollback
+
+    promote_files(local_store, other_bundle_files, load_bundle(other_bundle_files).version)
+    client.post("/reload", headers=ADMIN)
+    rollback(local_store)
+    assert client.post("/reload", headers=ADMIN).json()["version"] == bundle_version
+    assert served_version(client) == bundle_version
+
+
+def _point_at(store: LocalStore, version: str, manifest_sha: str) -> None:
+    state = store.current_pointer()
+    store.swap_pointer(Pointer(version, manifest_sha, None, utc_now()), state.etag)
+
+
+def _assert_failed_but_serving(
+    client: TestClient, version: str, status: int, code: str, cause: str
+) -> None:
+    before = reload_failures(client)
+    response = client.post("/reload", headers=ADMIN)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert cause in error["message"]
+    assert client.get("/health/ready").status_code == 200
+    assert served_version(client) == version
+    assert reload_failures(client) == before + 1
+
+
+def test_pointer_naming_a_missing_version(
+    client: TestClient, local_store: LocalStore, bundle_version: str
+) -> None:
+    _point_at(local_store, "20990101T000000Z-missing", "0" * 64)
+    _assert_failed_but_serving(client, bundle_version, 502, "bundle_not_found",
+                               "models/20990101T000000Z-missing/model.joblib does not exist")
+
+
+def test_missing_file(
+    client: TestClient, local_store: LocalStore, bundle_version: str,
+    other_bundle_files: dict[str, bytes],
+) -> None:
+    v2 = load_bundle(other_bundle_files).version
+    promote_files(local_store, other_bundle_files, v2)
+    (local_store.root / "models" / v2 / "preprocessor.joblib").unlink()
+    _assert_failed_but_serving(client, bundle_version, 502, "bundle_not_found",
+                               "preprocessor.joblib does not exist")
+
+
+def test_tampered_file(
+    client: TestClient, local_store: LocalStore, bundle_version: str,
+    other_bundle_files: dict[str, bytes],
+) -> None:
+    v2 = load_bundle(other_bundle_files).version
+    promote_files(local_store, other_bundle_files, v2)
+    model = local_store.root / "models" / v2 / MODEL_FILE
+    model.write_bytes(model.read_bytes()[:-1] + b"\x00")
+    _assert_failed_but_serving(client, bundle_version, 502, "checksum_mismatch",
+                               "model.joblib has sha256")
+
+
+def test_tampered_manifest(
+    client: TestClient, local_store: LocalStore, bundle_version: str,
+    other_bundle_files: dict[str, bytes],
+) -> None:
+    v2 = load_bundle(other_bundle_files).version
+    promote_files(local_store, other_bundle_files, v2)
+    manifest = local_store.root / "models" / v2 / MANIFEST_FILE
+    manifest.write_bytes(manifest.read_bytes().replace(b'"threshold"', b'"threshold" '))
+    _assert_failed_but_serving(client, bundle_version, 502, "checksum_mismatch",
+                               "the pointer expects")
+
+
+def test_other_scikit_learn_version(
+    client: TestClient, local_store: LocalStore, bundle_version: str,
+    other_bundle_files: dict[str, bytes],
+) -> None:
+    runtime = json.loads(other_bundle_files[MANIFEST_FILE])["runtime"] | {"scikit-learn": "1.2.0"}
+    files = with_manifest(other_bundle_files, runtime=runtime, version="v-old-sklearn")
+    promote_files(local_store, files, "v-old-sklearn")
+    _assert_failed_but_serving(client, bundle_version, 502, "incompatible_runtime",
+                               "built with scikit-learn 1.2.0")
+
+
+def test_canary_mismatch(
+    client: TestClient, local_store: LocalStore, bundle_version: str,
+    other_bundle_files: dict[str, bytes],
+) -> None:
+    canary = json.loads(other_bundle_files[MANIFEST_FILE])["canary"]
+    canary["fraud_probability"] = [p + 1e-6 for p in canary["fraud_probability"]]
+    files = with_manifest(other_bundle_files, canary=canary, version="v-bad-canary")
+    promote_files(local_store, files, "v-bad-canary")
+    _assert_failed_but_serving(client, bundle_version, 502, "canary_mismatch",
+                               "canary rows scored via")
+
+
+def test_concurrent_reloads_are_serialised(
+    client: TestClient, local_store: LocalStore, other_bundle_files: dict[str, bytes]
+) -> None:
+    v2 = load_bundle(other_bundle_files).version
+    promote_files(local_store, other_bundle_files, v2)
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(6)
+
+    def call() -> None:
+        barrier.wait()
+        results.append(client.post("/reload", headers=ADMIN).json())
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r["changed"] for r in results) == [False] * 5 + [True]
+    assert {r["version"] for r in results} == {v2}
+
+
+def test_not_ready_until_something_is_promoted(
+    tmp_path: Path, bundle_files: dict[str, bytes], bundle_version: str
+) -> None:
+    store = LocalStore(tmp_path / "empty")
+    app = create_app(make_settings(store.uri), store=store)
+    with TestClient(app) as client:
+        assert client.get("/health/live").status_code == 200
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert "has no production.json" in ready.json()["error"]["message"]
+        assert client.post("/predict", json=ROW, headers=AUTH).status_code == 503
+        promote_files(store, bundle_files, bundle_version)
+        wait_ready(client)  # the start-up loop retries with backoff and gets there
+        assert served_version(client) == bundle_version
+
+
+def test_unreachable_store_keeps_serving(
+    tmp_path: Path, bundle_files: dict[str, bytes], bundle_version: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store of our own that we stop: the service keeps the bundle it has."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **AWS_ENV},
+    )
+    try:
+        wait_for_port(port)
+        endpoint = f"http://127.0.0.1:{port}"
+        for key, value in (AWS_ENV | {"AWS_ENDPOINT_URL_S3": endpoint}).items():
+            monkeypatch.setenv(key, value)
+        bucket = f"b-{uuid.uuid4().hex[:10]}"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        store = S3Store(bucket, "fraud")
+        promote_files(store, bundle_files, bundle_version)
+        app = create_app(make_settings(store.uri), store=store)
+        with TestClient(app) as client:
+            wait_ready(client)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            _assert_failed_but_serving(client, bundle_version, 503, "store_unavailable",
+                                       "artifact store unreachable")
+    finally:
+        stop_process(proc)
+
+
+def test_reload_publishes_nothing_on_failure(
+    client: TestClient, local_store: LocalStore, bundle_version: str
+) -> None:
+    """A failed reload leaves the store as it was: reload only ever reads."""
+    _point_at(local_store, "v-missing", "1" * 64)
+    before = sorted(p.name for p in local_store.root.rglob("*"))
+    client.post("/reload", headers=ADMIN)
+    assert sorted(p.name for p in local_store.root.rglob("*")) == before

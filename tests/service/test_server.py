@@ -1,0 +1,253 @@
+"""Against a real `fraudctl serve`: Gunicorn master, 2 Uvicorn workers, moto server as S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ml.bundle import MANIFEST_FILE, load_bundle
+from ml.data import Dataset
+from ml.store import Pointer, S3Store, utc_now
+from ml.train import train_bundle
+from tests.server import PREDICT_BODY, Http, ServiceProcess, once
+from tests.service.conftest import ADMIN, ADMIN_KEY, API_KEY, AUTH, promote_files
+
+pytestmark = pytest.mark.slow
+LOAD_SECONDS = float(os.environ.get("FRAUD_TEST_LOAD_SECONDS", "20"))
+
+
+def server_env(store: S3Store, **extra: str) -> dict[str, str]:
+    return {
+        "FRAUD_STORE_URI": store.uri,
+        "FRAUD_API_KEYS": API_KEY,
+        "FRAUD_ADMIN_API_KEYS": ADMIN_KEY,
+        "FRAUD_MODEL_POLL_INTERVAL_S": "0",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def third_bundle_files(small_dataset: Dataset) -> dict[str, bytes]:
+    return train_bundle(small_dataset, model_name="hgb", seed=5)
+
+
+@pytest.fixture
+def service(
+    tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes], bundle_version: str
+) -> Iterator[ServiceProcess]:
+    promote_files(s3_store, bundle_files, bundle_version)
+    server = ServiceProcess(tmp_path, server_env(s3_store)).start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def versions_seen(port: int, n: int) -> Counter[str]:
+    """n predictions, each on a fresh connection so the kernel spreads them over workers."""
+    seen: Counter[str] = Counter()
+    for _ in range(n):
+        status, body = once(port, "POST", "/predict", PREDICT_BODY, AUTH)
+        assert status == 200, body
+        seen[body["model_version"]] += 1
+    return seen
+
+
+def metric(text: str, prefix: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def test_predicts_and_aggregates_metrics_over_both_workers(
+    service: ServiceProcess, bundle_version: str
+) -> None:
+    assert versions_seen(service.port, 40) == Counter({bundle_version: 40})
+    status, text = once(service.port, "GET", "/metrics")
+    assert status == 200
+    total = metric(text, 'fraud_http_requests_total{method="POST",route="/predict",status="200"}')
+    assert total == 40.0
+    pids = {line.split('pid="')[1].split('"')[0] for line in text.splitlines()
+            if line.startswith("fraud_model_info{") and line.endswith(" 1.0")}
+    assert len(pids) == 2, text  # both workers loaded the model and report it
+
+
+def test_reload_reaches_every_worker(
+    service: ServiceProcess, s3_store: S3Store, bundle_version: str,
+    other_bundle_files: dict[str, bytes],
+) -> None:
+    v2 = load_bundle(other_bundle_files).version
+    promote_files(s3_store, other_bundle_files, v2)
+    status, body = once(service.port, "POST", "/reload", headers=ADMIN)
+    assert status == 200, body
+    assert body["previous_version"] == bundle_version and body["version"] == v2
+    assert body["workers_confirmed"] == body["workers_total"] == 2
+    assert versions_seen(service.port, 60) == Counter({v2: 60})
+
+
+@pytest.mark.parametrize("case", ["missing-version", "tampered-file", "canary-mismatch"])
+def test_failed_reload_keeps_every_worker_serving(
+    service: ServiceProcess, s3_store: S3Store, bundle_version: str,
+    other_bundle_files: dict[str, bytes], case: str,
+) -> None:
+    if case == "missing-version":
+        state = s3_store.current_pointer()
+        s3_store.swap_pointer(Pointer("v-missing", "0" * 64, bundle_version, utc_now()),
+                              state.etag)
+        expected = (502, "bundle_not_found")
+    elif case == "tampered-file":
+        v2 = load_bundle(other_bundle_files).version
+        tampered = {**other_bundle_files, "model.joblib": other_bundle_files["model.joblib"][:-1]
+                    + b"\x01"}
+        promote_files(s3_store, tampered, v2)
+        expected = (502, "checksum_mismatch")
+    else:
+        manifest = json.loads(other_bundle_files[MANIFEST_FILE])
+        manifest["canary"]["fraud_probability"][0] += 1e-3
+        manifest["version"] = "v-bad-canary"
+        files = {**other_bundle_files, MANIFEST_FILE: json.dumps(manifest).encode()}
+        promote_files(s3_store, files, "v-bad-canary")
+        expected = (502, "canary_mismatch")
+    status, body = once(service.port, "POST", "/reload", headers=ADMIN)
+    assert (status, body["error"]["code"]) == expected
+    assert once(service.port, "GET", "/health/ready")[0] == 200
+    assert versions_seen(service.port, 30) == Counter({bundle_version: 30})
+    _, text = once(service.port, "GET", "/metrics")
+    assert metric(text, 'fraud_model_reloads_total{result="failure",trigger="api"}') == 1.0
+
+
+def test_every_worker_converges_by_polling_alone(
+    tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes], bundle_version: str,
+    other_bundle_files: dict[str, bytes],
+) -> None:
+    promote_files(s3_store, bundle_files, bundle_version)
+    server = ServiceProcess(tmp_path, server_env(s3_store, FRAUD_MODEL_POLL_INTERVAL_S="0.5"))
+    server.start()
+    try:
+        server.wait_ready()
+        v2 = load_bundle(other_bundle_files).version
+        promote_files(s3_store, other_bundle_files, v2)  # nobody calls /reload
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if versions_seen(server.port, 20) == Counter({v2: 20}):
+                break
+            time.sleep(0.2)
+        assert versions_seen(server.port, 40) == Counter({v2: 40})
+        _, text = once(server.port, "GET", "/metrics")
+        assert metric(text, 'fraud_model_reloads_total{result="success",trigger="poll"}') == 2.0
+    finally:
+        server.stop()
+
+
+def test_no_failed_request_during_promote_and_reload_cycles_under_load(
+    service: ServiceProcess, s3_store: S3Store, bundle_files: dict[str, bytes],
+    bundle_version: str, other_bundle_files: dict[str, bytes],
+    third_bundle_files: dict[str, bytes],
+) -> None:
+    """16 clients for a bounded time on 127.0.0.1 while production changes every ~2 s."""
+    bundles = [(bundle_version, bundle_files),
+               (load_bundle(other_bundle_files).version, other_bundle_files),
+               (load_bundle(third_bundle_files).version, third_bundle_files)]
+    promoted = {bundle_version}
+    statuses: Counter[int] = Counter()
+    versions: Counter[str] = Counter()
+    errors: list[str] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def client_loop() -> None:
+        client = Http(service.port)
+        while not stop.is_set():
+            try:
+                status, body = client.request("POST", "/predict", PREDICT_BODY, AUTH)
+            except OSError as exc:
+                with lock:
+                    errors.append(repr(exc))
+                continue
+            with lock:
+                statuses[status] += 1
+                if status == 200:
+                    versions[body["model_version"]] += 1
+        client.close()
+
+    threads = [threading.Thread(target=client_loop) for _ in range(16)]
+    for t in threads:
+        t.start()
+    reloads: list[dict[str, Any]] = []
+    admin = Http(service.port)
+    deadline = time.monotonic() + LOAD_SECONDS
+    cycle = 0
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(2.0)
+            cycle += 1
+            version, files = bundles[cycle % 3]
+            if cycle < 3:
+                promote_files(s3_store, files, version)
+            else:  # versions exist already: point production back at them (a rollback)
+                state = s3_store.current_pointer()
+                sha = load_bundle(files).manifest_sha256
+                s3_store.swap_pointer(Pointer(version, sha, None, utc_now()), state.etag)
+            promoted.add(version)
+            status, body = admin.request("POST", "/reload", headers=ADMIN)
+            assert status == 200, body
+            assert body["workers_confirmed"] == body["workers_total"] == 2
+            reloads.append(body)
+    finally:
+        admin.close()
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert errors == []
+    assert set(statuses) == {200}, statuses
+    assert set(versions) <= promoted
+    assert len(reloads) >= 3 and sum(statuses.values()) > 1000
+    assert len(set(versions)) == 3  # the load really saw every version
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits(service: ServiceProcess) -> None:
+    body = PREDICT_BODY
+    sock = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {API_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    sock.sendall(head + body[:10])  # the request is in flight: headers in, body not finished
+    time.sleep(0.3)
+    started = time.monotonic()
+    service.terminate()
+    time.sleep(0.5)
+    sock.sendall(body[10:])
+    response = b""
+    while not response.endswith(b"}"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        response += chunk
+    sock.close()
+    assert response.startswith(b"HTTP/1.1 200"), response
+    assert b'"model_version"' in response
+    assert service.proc is not None
+    assert service.proc.wait(timeout=25) == 0
+    assert time.monotonic() - started < 20  # within FRAUD_GRACEFUL_TIMEOUT_S
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", service.port), timeout=2)
+
+
+def test_missing_settings_stop_start_up_naming_the_variable(
+    tmp_path: Path, s3_store: S3Store
+) -> None:
+    env = server_env(s3_store)
+    del env["FRAUD_ADMIN_API_KEYS"]
+    server = ServiceProcess(tmp_path, env)
+    server.env.pop("FRAUD_ADMIN_API_KEYS", None)
+    server.start()
+    assert server.proc is not None
+    assert server.proc.wait(timeout=30) == 2
+    assert "FRAUD_ADMIN_API_KEYS: Field required" in server.log()
