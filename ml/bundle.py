@@ -24,7 +24,7 @@ import joblib
 import numpy as np
 import sklearn
 
-from ml.schema import FEATURE_NAMES
+from ml.schema import FEATURE_NAMES as FEATURE_NAMES  # re-exported for the service
 from ml.scoring import MAX_FAST_ROWS, FlatTreeEnsemble, fast_scorer_for
 
 MANIFEST_FILE = "manifest.json"
@@ -221,7 +221,9 @@ def load_bundle(
         model = joblib.load(io.BytesIO(files[MODEL_FILE]))
         preprocessor = joblib.load(io.BytesIO(files[PREPROCESSOR_FILE]))
     except (ValueError, EOFError, AttributeError, ImportError, TypeError) as exc:
-        raise BundleError("unreadable", f"bundle {manifest.version}: cannot unpickle: {exc}") from exc
+        raise BundleError(
+            "unreadable", f"bundle {manifest.version}: cannot unpickle: {exc}"
+        ) from exc
     bundle = ModelBundle(
         manifest=manifest,
         manifest_sha256=manifest_sha,
@@ -268,7 +270,10 @@ def _verify_canary(bundle: ModelBundle) -> None:
     if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[0] != expected.shape[0]:
         raise BundleError("invalid_manifest", "manifest canary rows are missing or malformed")
     # Every scoring path the service can take must reproduce training-time probabilities.
-    paths = {"batch": bundle.score(rows), "single": np.array([bundle.score(r[None])[0] for r in rows])}
+    paths = {
+        "batch": bundle.score(rows),
+        "single": np.array([bundle.score(r[None])[0] for r in rows]),
+    }
     try:
         features = bundle.preprocessor.transform(rows)
         paths["scikit-learn"] = bundle.model.predict_proba(features)[:, 1]

@@ -46,8 +46,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     write_bundle(args.out, files)
     _say(f"wrote candidate bundle {bundle.version} to {args.out}")
     print(table(summary_rows(bundle.manifest), ("metric", "validation", "test")))
-    print(f"model {bundle.manifest.model_family}, threshold {bundle.threshold:.4f}, "
-          f"version {bundle.version}")
+    print(
+        f"model {bundle.manifest.model_family}, threshold {bundle.threshold:.4f}, "
+        f"version {bundle.version}"
+    )
     return EXIT_OK
 
 
@@ -73,31 +75,34 @@ def cmd_promote(args: argparse.Namespace) -> int:
         _say(f"fraudctl promote: error: candidate bundle {args.candidate} does not exist")
         return EXIT_ERROR
     store = open_store(args.store)
-    min_delta = args.min_delta
-    decision, candidate, production = promote(
-        args.candidate, args.data, store, min_delta=min_delta, force=args.force,
+    result = promote(
+        args.candidate,
+        args.data,
+        store,
+        min_delta=args.min_delta,
+        force=args.force,
         dry_run=args.dry_run,
     )
+    decision = result.decision
     if decision.promoted:
         _say(f"PROMOTED {decision.candidate['version']} ({decision.action}): {decision.reason}")
         for url in args.notify:
-            result = notify_reload(url, admin_key)
-            decision.notify.append(result)
-            if result["ok"]:
-                _say(f"notified {result['url']}: {result['response']}")
+            notified = notify_reload(url, admin_key)
+            decision.notify.append(notified)
+            if notified["ok"]:
+                _say(f"notified {notified['url']}: {notified['response']}")
             else:
-                _say(f"WARNING: notify {result['url']} failed after {result['attempts']} "
-                     f"attempt(s): {result['error']} (services will still pick the model up "
-                     "when they next poll)")
+                _say(
+                    f"WARNING: notify {notified['url']} failed after {notified['attempts']} "
+                    f"attempt(s): {notified['error']} (services will still pick the model up "
+                    "when they next poll)"
+                )
     elif decision.promote:
         _say(f"DRY RUN: would promote {decision.candidate['version']}: {decision.reason}")
     else:
         _say(f"KEPT production: {decision.reason}")
     if args.report_dir is not None:
-        from ml.data import load_dataset
-
-        labels = load_dataset(args.data).y
-        paths = write_report(args.report_dir, decision, candidate, production, labels)
+        paths = write_report(args.report_dir, result)
         _say(f"report: {paths['markdown']}, {paths['json']}, {paths['pr_curve']}")
     _print_json(decision.to_dict())
     return EXIT_OK if decision.promote else EXIT_KEPT
@@ -122,34 +127,62 @@ def cmd_history(args: argparse.Namespace) -> int:
     versions = []
     for version in list_versions(store):
         manifest = Manifest.from_json(store.get(version_key(version, MANIFEST_FILE)))
-        versions.append({
-            "version": version,
-            "live": live is not None and live.version == version,
-            "model_family": manifest.model_family,
-            "created_at": manifest.created_at,
-            "threshold": manifest.threshold,
-            "training_test_f1": manifest.metrics["test"]["f1"],
-            "training_test_pr_auc": manifest.metrics["test"]["pr_auc"],
-        })
+        versions.append(
+            {
+                "version": version,
+                "live": live is not None and live.version == version,
+                "model_family": manifest.model_family,
+                "created_at": manifest.created_at,
+                "threshold": manifest.threshold,
+                "training_test_f1": manifest.metrics["test"]["f1"],
+                "training_test_pr_auc": manifest.metrics["test"]["pr_auc"],
+            }
+        )
     log = [p.__dict__ for p in read_history(store)]
     if args.json:
-        _print_json({"store": store.uri, "live": live.version if live else None,
-                     "versions": versions, "log": log})
+        _print_json(
+            {
+                "store": store.uri,
+                "live": live.version if live else None,
+                "versions": versions,
+                "log": log,
+            }
+        )
         return EXIT_OK
     print(f"store {store.uri}; live: {live.version if live else 'nothing promoted yet'}")
     print()
-    print(table(
-        [(("* " if v["live"] else "  ") + v["version"], v["model_family"], v["created_at"],
-          f"{v['training_test_f1']:.4f}", f"{v['training_test_pr_auc']:.4f}")
-         for v in versions],
-        ("version (* live)", "model", "created", "test F1 (training)", "PR-AUC (training)"),
-    ))
+    print(
+        table(
+            [
+                (
+                    ("* " if v["live"] else "  ") + v["version"],
+                    v["model_family"],
+                    v["created_at"],
+                    f"{v['training_test_f1']:.4f}",
+                    f"{v['training_test_pr_auc']:.4f}",
+                )
+                for v in versions
+            ],
+            ("version (* live)", "model", "created", "test F1 (training)", "PR-AUC (training)"),
+        )
+    )
     print()
-    print(table(
-        [(e["promoted_at"], e["action"], e["version"], e["previous_version"] or "-",
-          e["promoted_by"], e["details"].get("reason", "")) for e in log],
-        ("when", "action", "version", "previous", "by", "reason"),
-    ))
+    print(
+        table(
+            [
+                (
+                    e["promoted_at"],
+                    e["action"],
+                    e["version"],
+                    e["previous_version"] or "-",
+                    e["promoted_by"],
+                    e["details"].get("reason", ""),
+                )
+                for e in log
+            ],
+            ("when", "action", "version", "previous", "by", "reason"),
+        )
+    )
     return EXIT_OK
 
 
@@ -177,8 +210,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _print_json(payload)
     else:
         m = result.metrics
-        keys = ("f1", "precision", "recall", "pr_auc", "roc_auc", "f1_at_production_prevalence",
-                "precision_at_production_prevalence", "prevalence", "threshold")
+        keys = (
+            "f1",
+            "precision",
+            "recall",
+            "pr_auc",
+            "roc_auc",
+            "f1_at_production_prevalence",
+            "precision_at_production_prevalence",
+            "prevalence",
+            "threshold",
+        )
         print(f"bundle {bundle.version} on {data.path} ({data.n_rows} rows, {data.n_fraud} frauds)")
         print(table([(k, f"{m[k]:.4f}") for k in keys], ("metric", "value")))
     return EXIT_OK
@@ -198,8 +240,14 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         if cmd_train(argparse.Namespace(data=args.data, out=candidate, model=None, seed=0)) != 0:
             return EXIT_ERROR
         promote_args = argparse.Namespace(
-            candidate=candidate, data=args.data, store=args.store, min_delta=0.0, force=False,
-            dry_run=False, notify=[], report_dir=args.work_dir / "report",
+            candidate=candidate,
+            data=args.data,
+            store=args.store,
+            min_delta=0.0,
+            force=False,
+            dry_run=False,
+            notify=[],
+            report_dir=args.work_dir / "report",
         )
         if cmd_promote(promote_args) != EXIT_OK:
             return EXIT_ERROR
@@ -248,14 +296,24 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--candidate", type=Path, required=True, help="candidate bundle dir")
     promote.add_argument("--data", type=Path, required=True, help="evaluation CSV (labelled)")
     promote.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
-    promote.add_argument("--min-delta", type=float, default=0.0,
-                         help="required F1 gain over production (negative: deliberate)")
+    promote.add_argument(
+        "--min-delta",
+        type=float,
+        default=0.0,
+        help="required F1 gain over production (negative: deliberate)",
+    )
     promote.add_argument("--force", action="store_true", help="promote whatever the metrics")
-    promote.add_argument("--notify", action="append", default=[], metavar="URL",
-                         help="service base URL to POST /reload to after promotion (repeatable)")
+    promote.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="service base URL to POST /reload to after promotion (repeatable)",
+    )
     promote.add_argument("--dry-run", action="store_true", help="decide, change nothing")
-    promote.add_argument("--report-dir", type=Path, help="write report.json, report.md, "
-                         "pr_curve.png here")
+    promote.add_argument(
+        "--report-dir", type=Path, help="write report.json, report.md, pr_curve.png here"
+    )
     promote.set_defaults(handler=cmd_promote)
 
     rollback = commands.add_parser("rollback", help="point production at an older version")

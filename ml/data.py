@@ -23,7 +23,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 class DataError(ValueError):
     """A data file that cannot be used, with where and why."""
 
-    def __init__(self, path: Path, problem: str, *, line: int | None = None, column: str | None = None):
+    def __init__(
+        self, path: Path, problem: str, *, line: int | None = None, column: str | None = None
+    ):
         self.path = path
         self.problem = problem
         self.line = line

@@ -19,7 +19,11 @@ def reload_url(url: str) -> str:
 
 
 def notify_reload(
-    url: str, admin_key: str, *, attempts: int = 4, first_delay_s: float = 0.5,
+    url: str,
+    admin_key: str,
+    *,
+    attempts: int = 4,
+    first_delay_s: float = 0.5,
     timeout_s: float = 15.0,
 ) -> dict[str, Any]:
     target = reload_url(url)
@@ -34,8 +38,13 @@ def notify_reload(
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
                 body = json.loads(response.read() or b"{}")
-                return {"url": target, "ok": True, "attempts": attempt, "status": response.status,
-                        "response": body}
+                return {
+                    "url": target,
+                    "ok": True,
+                    "attempts": attempt,
+                    "status": response.status,
+                    "response": body,
+                }
         except urllib.error.HTTPError as exc:
             error = f"HTTP {exc.code}: {exc.read()[:300].decode(errors='replace')}"
             if 400 <= exc.code < 500:  # the key or the URL is wrong: retrying will not help

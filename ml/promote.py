@@ -3,9 +3,10 @@ production on the same evaluation data, each at its own threshold, and only if p
 not changed while we were deciding.
 
     1. verify the candidate bundle (checksums, library versions, canary rows)
-    2. read production.json and remember its ETag; load and verify the production bundle
-    3. score both on the evaluation data; decide
-    4. upload the candidate to models/<version>/ (create-only), then compare-and-swap
+    2. read production.json and remember its ETag
+    3. read the evaluation data; load and verify the production bundle
+    4. score both on the evaluation data; decide
+    5. upload the candidate to models/<version>/ (create-only), then compare-and-swap
        production.json against the ETag read in 2; record the change in history/
 
 Metrics saved at training time are never used for the decision: they came from other data.
@@ -47,8 +48,11 @@ class Evaluated:
     metrics: dict[str, Any]
 
     def summary(self) -> dict[str, Any]:
-        return {"version": self.bundle.version, "model_family": self.bundle.manifest.model_family,
-                "metrics": self.metrics}
+        return {
+            "version": self.bundle.version,
+            "model_family": self.bundle.manifest.model_family,
+            "metrics": self.metrics,
+        }
 
 
 @dataclass
@@ -69,6 +73,14 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class PromotionResult:
+    decision: Decision
+    candidate: Evaluated
+    production: Evaluated | None
+    labels: np.ndarray  # of the evaluation data, for the report
 
 
 def who() -> str:
@@ -102,8 +114,13 @@ def decide(
         return True, "force-promote", f"forced: {comparison}"
     if new > old + min_delta:
         action = "promote" if new > old else "force-promote"  # a negative delta let it through
-        return True, action, f"{comparison}: better" if new > old else (
-            f"{comparison}: not better, promoted deliberately by a negative min delta")
+        return (
+            True,
+            action,
+            f"{comparison}: better"
+            if new > old
+            else (f"{comparison}: not better, promoted deliberately by a negative min delta"),
+        )
     return False, "keep", f"{comparison}: not better, production kept"
 
 
@@ -116,11 +133,11 @@ def promote(
     force: bool = False,
     dry_run: bool = False,
     promoted_by: str | None = None,
-) -> tuple[Decision, Evaluated, Evaluated | None]:
+) -> PromotionResult:
     candidate_files = read_bundle_dir(candidate_dir)
     candidate_bundle = load_bundle(candidate_files)
-    data = load_dataset(data_path)  # both classes required: F1 is undefined otherwise
     state = store.current_pointer()  # the ETag the final compare-and-swap is made against
+    data = load_dataset(data_path)  # both classes required: F1 is undefined otherwise
     production: Evaluated | None = None
     if state.pointer is not None:
         production_files = fetch_version(store, state.pointer.version)
@@ -143,7 +160,7 @@ def promote(
         store=store.uri,
     )
     if not go or dry_run:
-        return decision, candidate, production
+        return PromotionResult(decision, candidate, production, data.y)
 
     version = candidate_bundle.version
     publish_version(store, version, candidate_files)
@@ -173,7 +190,7 @@ def promote(
             f"against the new production. ({exc})"
         ) from None
     record_history(store, pointer)
-    return replace(decision, promoted=True), candidate, production
+    return PromotionResult(replace(decision, promoted=True), candidate, production, data.y)
 
 
 def rollback(

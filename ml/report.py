@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.promote import Decision, Evaluated
+from ml.promote import Decision, Evaluated, PromotionResult
 
 ROWS = (
     ("F1", "f1"),
@@ -22,13 +22,8 @@ ROWS = (
 )
 
 
-def write_report(
-    directory: Path,
-    decision: Decision,
-    candidate: Evaluated,
-    production: Evaluated | None,
-    labels: np.ndarray,
-) -> dict[str, Path]:
+def write_report(directory: Path, result: PromotionResult) -> dict[str, Path]:
+    decision = result.decision
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": directory / "report.json",
@@ -37,7 +32,7 @@ def write_report(
     }
     paths["json"].write_text(json.dumps(decision.to_dict(), indent=2) + "\n")
     paths["markdown"].write_text(_markdown(decision))
-    _plot(paths["pr_curve"], candidate, production, labels)
+    _plot(paths["pr_curve"], result.candidate, result.production, result.labels)
     return paths
 
 
@@ -57,8 +52,10 @@ def _markdown(decision: Decision) -> str:
     prod = decision.production["metrics"] if decision.production else None
     prod_version = decision.production["version"] if decision.production else "none"
     outcome = (
-        "PROMOTED" if decision.promoted
-        else "WOULD PROMOTE (dry run)" if decision.promote and decision.dry_run
+        "PROMOTED"
+        if decision.promoted
+        else "WOULD PROMOTE (dry run)"
+        if decision.promote and decision.dry_run
         else "KEPT PRODUCTION"
     )
     data = decision.data
@@ -81,8 +78,9 @@ def _markdown(decision: Decision) -> str:
     lines += ["", "![precision-recall curves](pr_curve.png)", ""]
     if decision.notify:
         lines += ["## Notified services", ""]
-        lines += [f"- {n['url']}: {'ok' if n['ok'] else 'FAILED: ' + n['error']}"
-                  for n in decision.notify]
+        lines += [
+            f"- {n['url']}: {'ok' if n['ok'] else 'FAILED: ' + n['error']}" for n in decision.notify
+        ]
         lines.append("")
     return "\n".join(lines)
 
@@ -104,11 +102,21 @@ def _plot(
         for name, run, colour in runs:
             precision, recall, _ = precision_recall_curve(labels, run.scores)
             m = run.metrics
-            axes.plot(recall, precision, color=colour,
-                      label=f"{name} {run.bundle.version} (PR-AUC {m['pr_auc']:.3f})")
-            axes.scatter([m["recall"]], [m["precision"]], color=colour, s=60, zorder=3,
-                         edgecolor="black",
-                         label=f"{name} threshold {m['threshold']:.3f}: F1 {m['f1']:.3f}")
+            axes.plot(
+                recall,
+                precision,
+                color=colour,
+                label=f"{name} {run.bundle.version} (PR-AUC {m['pr_auc']:.3f})",
+            )
+            axes.scatter(
+                [m["recall"]],
+                [m["precision"]],
+                color=colour,
+                s=60,
+                zorder=3,
+                edgecolor="black",
+                label=f"{name} threshold {m['threshold']:.3f}: F1 {m['f1']:.3f}",
+            )
         axes.set_xlabel("recall")
         axes.set_ylabel("precision")
         axes.grid(alpha=0.3)

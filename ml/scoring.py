@@ -50,7 +50,8 @@ class FlatTreeEnsemble:
             go_left = (x <= self.threshold[node]) | (np.isnan(x) & self.missing_left[node])
             node = np.where(go_left, self.left[node], self.right[node])
         raw = self.baseline + self.value[node].sum(axis=1)
-        return 1.0 / (1.0 + np.exp(-raw))
+        probabilities: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
+        return probabilities
 
 
 def fast_scorer_for(model: Any) -> FlatTreeEnsemble | None:

@@ -166,7 +166,8 @@ class LocalStore(ArtifactStore):
         return sorted(
             str(p.relative_to(self.root))
             for p in start.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            if p.is_file()
+            and not p.name.startswith(".")
             and str(p.relative_to(self.root)).startswith(prefix)
         )
 

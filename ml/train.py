@@ -160,7 +160,8 @@ def _canary_rows(split: Split, seed: int) -> np.ndarray:
         rng.choice(np.flatnonzero(split.y_test == label), size=CANARY_PER_CLASS, replace=False)
         for label in (1, 0)
     ]
-    return split.X_test[np.concatenate(picks)]
+    rows: np.ndarray = split.X_test[np.concatenate(picks)]
+    return rows
 
 
 def _plain(value: Any) -> Any:

@@ -71,7 +71,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(
-        RequestMiddleware,  # type: ignore[arg-type]
+        RequestMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
     )

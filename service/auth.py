@@ -43,6 +43,8 @@ class KeyRing:
             return
         other = Scope.ADMIN if required is Scope.PREDICT else Scope.PREDICT
         if self._matches(other, candidate):
-            raise Forbidden(f"this API key has the {other.value!r} scope; this endpoint needs "
-                            f"{required.value!r}")
+            raise Forbidden(
+                f"this API key has the {other.value!r} scope; this endpoint needs "
+                f"{required.value!r}"
+            )
         raise Unauthorized("unknown API key")

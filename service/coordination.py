@@ -63,8 +63,12 @@ class PeerChannel:
     def announce(self, version: str, manifest_sha256: str) -> None:
         _write_atomic(
             self.directory / TARGET_FILE,
-            {"version": version, "manifest_sha256": manifest_sha256, "by": self.pid,
-             "at": time.time()},
+            {
+                "version": version,
+                "manifest_sha256": manifest_sha256,
+                "by": self.pid,
+                "at": time.time(),
+            },
         )
 
     def target(self) -> Target | None:

@@ -1,7 +1,7 @@
 """One error base class carrying its HTTP status, and one JSON shape for every error:
 
-    {"error": {"code": "...", "message": "...", "details": [{"field", "problem", "received"}]},
-     "request_id": "..."}
+{"error": {"code": "...", "message": "...", "details": [{"field", "problem", "received"}]},
+ "request_id": "..."}
 """
 
 from __future__ import annotations
@@ -112,8 +112,10 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def _problem(error: Any) -> str:
     if error["type"] in ("too_short", "too_long") and "actual_length" in error.get("ctx", {}):
-        return (f"expected exactly {N_FEATURES} numbers (Time, V1..V28, Amount), "
-                f"received {error['ctx']['actual_length']}")
+        return (
+            f"expected exactly {N_FEATURES} numbers (Time, V1..V28, Amount), "
+            f"received {error['ctx']['actual_length']}"
+        )
     return str(error["msg"])
 
 
@@ -129,8 +131,10 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
 
 
 def _small(value: Any) -> bool:
-    return value is None or isinstance(value, bool | int | float) or (
-        isinstance(value, str) and len(value) <= 64
+    return (
+        value is None
+        or isinstance(value, bool | int | float)
+        or (isinstance(value, str) and len(value) <= 64)
     )
 
 
@@ -154,7 +158,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
         error = ServiceError(str(exc.detail), code=code)
         error.status_code = exc.status_code
         return error_response(error, request_id_of(request.scope))

@@ -59,5 +59,5 @@ def child_exit(server: Any, worker: Any) -> None:
 
     from service.coordination import remove_worker
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
     remove_worker(Path(os.environ["FRAUD_COORDINATION_DIR"]), worker.pid)

@@ -28,7 +28,7 @@ def configure_logging(level: str = "info", fmt: str = "json", *, cache: bool = T
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=factory,  # type: ignore[arg-type]
+        logger_factory=factory,
         cache_logger_on_first_use=cache,
     )
     # Libraries that use the standard library logging go through the same level.

@@ -82,5 +82,5 @@ class Metrics:
         if self._registry is not None:
             return generate_latest(self._registry), CONTENT_TYPE_LATEST
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST

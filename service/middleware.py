@@ -65,16 +65,21 @@ class RequestMiddleware:
         try:
             refusal = self._guard(scope, headers)
             if refusal is not None:
-                await self._respond(send_with_id, refusal.status_code, refusal.code,
-                                    refusal.message, request_id)
+                await self._respond(
+                    send_with_id, refusal.status_code, refusal.code, refusal.message, request_id
+                )
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
-        except Exception:
+        except Exception:  # noqa: BLE001 - last resort: logged with traceback, answered 500
             access_log.exception("unhandled_error", request_id=request_id, path=scope["path"])
             if not response_started:
-                await self._respond(send_with_id, 500, "internal_error",
-                                    "internal error; quote the request_id when reporting it",
-                                    request_id)
+                await self._respond(
+                    send_with_id,
+                    500,
+                    "internal_error",
+                    "internal error; quote the request_id when reporting it",
+                    request_id,
+                )
         finally:
             self._record(scope, state, status, started, request_id)
 

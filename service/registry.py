@@ -50,8 +50,9 @@ def as_service_error(exc: Exception) -> ServiceError:
     if isinstance(exc, NoProductionModel):
         return NotReady(str(exc), code="no_production_model")
     if isinstance(exc, ObjectNotFound):
-        return BadGateway(f"production names a version that is not in the store: {exc}",
-                          code="bundle_not_found")
+        return BadGateway(
+            f"production names a version that is not in the store: {exc}", code="bundle_not_found"
+        )
     if isinstance(exc, BundleError):
         return BadGateway(f"bundle refused ({exc.reason}): {exc}", code=exc.reason)
     return BadGateway(f"artifact store error: {exc}", code="store_error")

@@ -61,11 +61,14 @@ async def predict_batch(
 ) -> Response:
     n = len(body.transactions)
     if n == 0:
-        raise PayloadTooLarge("transactions is empty: send between 1 and "
-                              f"{settings.max_batch_rows} rows", code="empty_batch")
+        raise PayloadTooLarge(
+            f"transactions is empty: send between 1 and {settings.max_batch_rows} rows",
+            code="empty_batch",
+        )
     if n > settings.max_batch_rows:
         raise PayloadTooLarge(
-            f"transactions has {n} rows; the limit is FRAUD_MAX_BATCH_ROWS={settings.max_batch_rows}"
+            f"transactions has {n} rows; the limit is "
+            f"FRAUD_MAX_BATCH_ROWS={settings.max_batch_rows}"
         )
     rows = np.asarray([_row(r) for r in body.transactions], dtype=np.float64)
     scored = await score_batch(registry.require_bundle, rows)
@@ -99,9 +102,7 @@ def _count(request: Request, probabilities: np.ndarray, decisions: np.ndarray) -
 @router.get("/model", dependencies=[PredictKey])
 async def model(registry: RegistryDep) -> Response:
     bundle = registry.require_bundle()
-    return json_response(
-        bundle.manifest.summary() | {"manifest_sha256": bundle.manifest_sha256}
-    )
+    return json_response(bundle.manifest.summary() | {"manifest_sha256": bundle.manifest_sha256})
 
 
 @router.post("/reload", response_model=ReloadResponse, dependencies=[AdminKey])

@@ -46,7 +46,7 @@ def _row_kind(value: Any) -> str | None:
 
 
 Row = Annotated[
-    Annotated[FeatureArray, Tag("array")] | Annotated[NamedTransaction, Tag("named")],  # type: ignore[valid-type]
+    Annotated[FeatureArray, Tag("array")] | Annotated[NamedTransaction, Tag("named")],
     Discriminator(
         _row_kind,
         custom_error_type="row_type",
@@ -59,7 +59,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     features: FeatureArray | None = None
-    transaction: NamedTransaction | None = None  # type: ignore[valid-type]
+    transaction: NamedTransaction | None = None
     threshold: Annotated[float, Strict(), Field(gt=0.0, lt=1.0)] | None = Field(
         default=None, description="Overrides the model's decision threshold for this request."
     )

@@ -75,7 +75,7 @@ class SettingsError(Exception):
 
 def load_settings() -> Settings:
     try:
-        return Settings()  # type: ignore[call-arg]  # values come from the environment
+        return Settings()  # values come from the environment
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

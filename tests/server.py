@@ -27,15 +27,19 @@ class Http:
         self._conn: http.client.HTTPConnection | None = None
 
     def request(
-        self, method: str, path: str, body: bytes | None = None,
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         all_headers = {"content-type": "application/json"} if body is not None else {}
         all_headers |= headers or {}
         for attempt in (1, 2):  # a keep-alive connection closed by the server is retried once
             if self._conn is None:
-                self._conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                        timeout=self.timeout)
+                self._conn = http.client.HTTPConnection(
+                    "127.0.0.1", self.port, timeout=self.timeout
+                )
             try:
                 self._conn.request(method, path, body=body, headers=all_headers)
                 response = self._conn.getresponse()
@@ -57,7 +61,10 @@ class Http:
 
 
 def once(
-    port: int, method: str, path: str, body: bytes | None = None,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     """One request on its own connection, closed afterwards."""
@@ -73,17 +80,33 @@ class ServiceProcess:
         self.port = free_port()
         self.tmp = tmp
         self.log_path = tmp / f"serve-{self.port}.log"
-        self.env = {**os.environ, "FRAUD_RUNTIME_DIR": str(tmp / f"runtime-{self.port}"),
-                    "FRAUD_LOG_LEVEL": "info", **env}
+        self.env = {
+            **os.environ,
+            "FRAUD_RUNTIME_DIR": str(tmp / f"runtime-{self.port}"),
+            "FRAUD_LOG_LEVEL": "info",
+            **env,
+        }
         self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ml.cli", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--workers", str(self.workers)],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                [
+                    sys.executable,
+                    "-m",
+                    "ml.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
             )
         return self
 
@@ -92,8 +115,11 @@ class ServiceProcess:
         status, text = once(self.port, "GET", "/metrics")
         if status != 200:
             return 0
-        return sum(1 for line in text.splitlines()
-                   if line.startswith("fraud_model_info{") and line.endswith(" 1.0"))
+        return sum(
+            1
+            for line in text.splitlines()
+            if line.startswith("fraud_model_info{") and line.endswith(" 1.0")
+        )
 
     def wait_ready(self, timeout: float = 30.0) -> float:
         """Seconds until /health/ready answers 200, then waits until every worker has loaded."""

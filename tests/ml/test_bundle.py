@@ -33,11 +33,13 @@ def test_manifest_describes_the_bundle(bundle_files: dict[str, bytes]) -> None:
     assert manifest.runtime["scikit-learn"] == sklearn.__version__
     assert {"python", "numpy", "joblib"} <= manifest.runtime.keys()
     assert manifest.files[MODEL_FILE]["sha256"] == sha256_hex(bundle_files[MODEL_FILE])
-    assert manifest.training_data["rows"] > 0 and manifest.training_data["frauds"] > 0
+    assert manifest.training_data["rows"] > 0
+    assert manifest.training_data["frauds"] > 0
     assert manifest.params["seed"] == 1
     assert {"validation", "test"} == manifest.metrics.keys()
     assert len(manifest.canary["rows"]) == len(manifest.canary["fraud_probability"]) >= 2
-    assert manifest.version.endswith(sha256_hex(b"")[:0]) and "T" in manifest.version
+    assert manifest.version.endswith(sha256_hex(b"")[:0])
+    assert "T" in manifest.version
 
 
 def test_round_trip_through_a_directory_scores_like_the_model(
@@ -56,7 +58,7 @@ def test_round_trip_through_a_directory_scores_like_the_model(
 
 def test_tampered_model_file_is_refused(bundle_files: dict[str, bytes]) -> None:
     tampered = {**bundle_files, MODEL_FILE: bundle_files[MODEL_FILE] + b"\0"}
-    with pytest.raises(BundleError, match="model.joblib has sha256") as caught:
+    with pytest.raises(BundleError, match=r"model\.joblib has sha256") as caught:
         load_bundle(tampered)
     assert caught.value.reason == "checksum_mismatch"
 
@@ -94,7 +96,7 @@ def test_canary_difference_within_tolerance_is_accepted(bundle_files: dict[str, 
 def test_missing_file_is_refused(tmp_path: Path, bundle_files: dict[str, bytes]) -> None:
     write_bundle(tmp_path, bundle_files)
     (tmp_path / MODEL_FILE).unlink()
-    with pytest.raises(BundleError, match="has no model.joblib"):
+    with pytest.raises(BundleError, match=r"has no model\.joblib"):
         load_bundle_dir(tmp_path)
 
 

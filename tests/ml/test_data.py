@@ -46,7 +46,7 @@ def test_plain_and_gzip_give_the_same_data_and_fingerprint(tmp_path: Path) -> No
 
 def test_unquoted_header_and_reordered_columns_are_read(tmp_path: Path) -> None:
     header = ",".join(reversed(COLUMNS))
-    values = ["1"] + [str(float(i)) for i in range(len(FEATURE_NAMES))][::-1]
+    values = ["1", *[str(float(i)) for i in range(len(FEATURE_NAMES))][::-1]]
     other = ["0"] + ["2.0"] * len(FEATURE_NAMES)
     data = load_dataset(write(tmp_path, header, ",".join(values), ",".join(other)))
     assert data.X[0].tolist() == [float(i) for i in range(len(FEATURE_NAMES))]

@@ -45,7 +45,8 @@ def test_missing_object_is_named(store: ArtifactStore) -> None:
 
 def test_pointer_compare_and_swap(store: ArtifactStore) -> None:
     empty = store.current_pointer()
-    assert empty.pointer is None and empty.etag is None
+    assert empty.pointer is None
+    assert empty.etag is None
     etag1 = store.swap_pointer(pointer("v1"), expected_etag=None)
     with pytest.raises(PointerConflict):  # a second "first" writer loses
         store.swap_pointer(pointer("other"), expected_etag=None)
@@ -53,7 +54,8 @@ def test_pointer_compare_and_swap(store: ArtifactStore) -> None:
     with pytest.raises(PointerConflict):  # a writer holding the old ETag loses
         store.swap_pointer(pointer("v3", "v1"), expected_etag=etag1)
     state = store.current_pointer()
-    assert state.pointer is not None and state.pointer.version == "v2"
+    assert state.pointer is not None
+    assert state.pointer.version == "v2"
     assert state.etag == etag2
 
 
@@ -62,7 +64,8 @@ def test_conditional_pointer_read(store: ArtifactStore) -> None:
     assert store.read_pointer(if_none_match=etag) is None
     store.swap_pointer(pointer("v2", "v1"), expected_etag=etag)
     changed = store.read_pointer(if_none_match=etag)
-    assert changed is not None and changed.pointer is not None
+    assert changed is not None
+    assert changed.pointer is not None
     assert changed.pointer.version == "v2"
 
 
@@ -121,7 +124,8 @@ def test_open_store_understands_uris(tmp_path: Path) -> None:
     assert isinstance(open_store(str(tmp_path)), LocalStore)
     assert isinstance(open_store(f"file://{tmp_path}"), LocalStore)
     s3 = open_store("s3://bucket/some/prefix")
-    assert isinstance(s3, S3Store) and s3.prefix == "some/prefix/"
+    assert isinstance(s3, S3Store)
+    assert s3.prefix == "some/prefix/"
     with pytest.raises(StoreError, match="is not s3:// or file://"):
         open_store("gs://bucket")
     with pytest.raises(StoreError, match="has no bucket"):
@@ -139,7 +143,7 @@ def test_unreachable_s3_is_reported_as_unavailable(monkeypatch: pytest.MonkeyPat
     for key, value in AWS_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(StoreUnavailable, match="production.json"):
+    with pytest.raises(StoreUnavailable, match=r"production\.json"):
         S3Store("bucket").current_pointer()
 
 

@@ -31,8 +31,13 @@ def test_predict_with_features_array(
     response = client.post("/predict", json={"features": fraud_row}, headers=AUTH)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"request_id", "model_version", "fraud_probability", "is_fraud",
-                         "threshold"}
+    assert set(body) == {
+        "request_id",
+        "model_version",
+        "fraud_probability",
+        "is_fraud",
+        "threshold",
+    }
     assert body["model_version"] == bundle.version
     assert body["threshold"] == bundle.threshold
     expected = float(bundle.score(np.asarray([fraud_row]))[0])
@@ -50,9 +55,11 @@ def test_predict_with_named_transaction_equals_array(client: TestClient) -> None
 
 def test_threshold_override(client: TestClient) -> None:
     low = client.post("/predict", json={"features": ROW, "threshold": 1e-9}, headers=AUTH).json()
-    high = client.post("/predict", json={"features": ROW, "threshold": 0.999999},
-                       headers=AUTH).json()
-    assert low["is_fraud"] is True and low["threshold"] == 1e-9
+    high = client.post(
+        "/predict", json={"features": ROW, "threshold": 0.999999}, headers=AUTH
+    ).json()
+    assert low["is_fraud"] is True
+    assert low["threshold"] == 1e-9
     assert high["is_fraud"] is False
 
 
@@ -60,23 +67,27 @@ def test_batch_mixes_row_forms_and_keeps_order(
     client: TestClient, bundle_files: dict[str, bytes], small_dataset: Dataset
 ) -> None:
     rows = small_dataset.X[:120]
-    body = {"transactions": [r.tolist() if i % 2 else named(r.tolist())
-                             for i, r in enumerate(rows)]}
+    body = {
+        "transactions": [r.tolist() if i % 2 else named(r.tolist()) for i, r in enumerate(rows)]
+    }
     response = client.post("/predict/batch", json=body, headers=AUTH)
     assert response.status_code == 200
     predictions = response.json()["predictions"]
     expected = load_bundle(bundle_files).score(rows)
-    assert [p["fraud_probability"] for p in predictions] == pytest.approx(expected.tolist(),
-                                                                          abs=1e-12)
+    assert [p["fraud_probability"] for p in predictions] == pytest.approx(
+        expected.tolist(), abs=1e-12
+    )
 
 
 def test_request_id_is_honoured(client: TestClient) -> None:
-    response = client.post("/predict", json={"features": ROW},
-                           headers=AUTH | {"X-Request-ID": "abc-123"})
+    response = client.post(
+        "/predict", json={"features": ROW}, headers=AUTH | {"X-Request-ID": "abc-123"}
+    )
     assert response.headers["x-request-id"] == "abc-123"
     assert response.json()["request_id"] == "abc-123"
-    unsafe = client.post("/predict", json={"features": ROW},
-                         headers=AUTH | {"X-Request-ID": "bad id\twith spaces"})
+    unsafe = client.post(
+        "/predict", json={"features": ROW}, headers=AUTH | {"X-Request-ID": "bad id\twith spaces"}
+    )
     assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
 
 
@@ -90,8 +101,9 @@ def test_request_id_is_honoured(client: TestClient) -> None:
         ("/reload", {}, 401, "unauthorized"),
     ],
 )
-def test_auth(client: TestClient, path: str, headers: dict[str, str], status: int,
-              code: str) -> None:
+def test_auth(
+    client: TestClient, path: str, headers: dict[str, str], status: int, code: str
+) -> None:
     body = {"features": ROW} if path == "/predict" else None
     response = client.post(path, json=body, headers=headers)
     assert response.status_code == status
@@ -111,7 +123,8 @@ def test_model_endpoint(client: TestClient, bundle_files: dict[str, bytes]) -> N
     assert body["feature_names"] == list(FEATURE_NAMES)
     assert body["threshold"] == bundle.threshold
     assert body["manifest_sha256"] == bundle.manifest_sha256
-    assert "test" in body["metrics"] and "files" in body
+    assert "test" in body["metrics"]
+    assert "files" in body
 
 
 def test_health_needs_no_key(client: TestClient) -> None:
@@ -120,29 +133,64 @@ def test_health_needs_no_key(client: TestClient) -> None:
 
 
 BAD_REQUESTS: list[tuple[str, Any, int, str, str]] = [
-    ("/predict", {"features": [1.0] * 29}, 422, "features",
-     "expected exactly 30 numbers (Time, V1..V28, Amount), received 29"),
+    (
+        "/predict",
+        {"features": [1.0] * 29},
+        422,
+        "features",
+        "expected exactly 30 numbers (Time, V1..V28, Amount), received 29",
+    ),
     ("/predict", {"features": [1.0] * 31}, 422, "features", "received 31"),
-    ("/predict", {"features": ["1.0", *[1.0] * 29]}, 422, "features[0]",
-     "Input should be a valid number"),
+    (
+        "/predict",
+        {"features": ["1.0", *[1.0] * 29]},
+        422,
+        "features[0]",
+        "Input should be a valid number",
+    ),
     ("/predict", {"features": [True, *[1.0] * 29]}, 422, "features[0]", "valid number"),
     ("/predict", {"features": [1.0] * 29 + [None]}, 422, "features[29]", "valid number"),
-    ("/predict", {"transaction": named(ROW) | {"V29": 1.0}}, 422, "transaction.V29",
-     "Extra inputs are not permitted"),
-    ("/predict", {"transaction": {k: v for k, v in named(ROW).items() if k != "V4"}}, 422,
-     "transaction.V4", "Field required"),
-    ("/predict", {"features": ROW, "transaction": named(ROW)}, 422, "body",
-     "send exactly one of 'features' (array) or 'transaction' (object)"),
+    (
+        "/predict",
+        {"transaction": named(ROW) | {"V29": 1.0}},
+        422,
+        "transaction.V29",
+        "Extra inputs are not permitted",
+    ),
+    (
+        "/predict",
+        {"transaction": {k: v for k, v in named(ROW).items() if k != "V4"}},
+        422,
+        "transaction.V4",
+        "Field required",
+    ),
+    (
+        "/predict",
+        {"features": ROW, "transaction": named(ROW)},
+        422,
+        "body",
+        "send exactly one of 'features' (array) or 'transaction' (object)",
+    ),
     ("/predict", {}, 422, "body", "send exactly one of"),
     ("/predict", {"features": ROW, "extra": 1}, 422, "extra", "Extra inputs"),
     ("/predict", {"features": ROW, "threshold": 1.5}, 422, "threshold", "less than 1"),
     ("/predict", {"features": ROW, "threshold": 0}, 422, "threshold", "greater than 0"),
     ("/predict", [1, 2], 422, "body", "valid dictionary"),
     ("/predict/batch", {"transactions": [ROW, [1.0] * 3]}, 422, "transactions[1]", "received 3"),
-    ("/predict/batch", {"transactions": [ROW, "x"]}, 422, "transactions[1]",
-     "each row must be an array of 30 numbers or an object of features"),
-    ("/predict/batch", {"transactions": [named(ROW) | {"Amount": "12"}]}, 422,
-     "transactions[0].Amount", "valid number"),
+    (
+        "/predict/batch",
+        {"transactions": [ROW, "x"]},
+        422,
+        "transactions[1]",
+        "each row must be an array of 30 numbers or an object of features",
+    ),
+    (
+        "/predict/batch",
+        {"transactions": [named(ROW) | {"Amount": "12"}]},
+        422,
+        "transactions[0].Amount",
+        "valid number",
+    ),
     ("/predict/batch", {"transactions": []}, 413, "", "transactions is empty"),
 ]
 
@@ -162,8 +210,9 @@ def test_bad_input_names_the_field(
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_numbers_are_refused(client: TestClient, token: str) -> None:
     raw = '{"features": [' + ",".join([token] + ["1"] * 29) + "]}"
-    response = client.post("/predict", content=raw,
-                           headers=AUTH | {"content-type": "application/json"})
+    response = client.post(
+        "/predict", content=raw, headers=AUTH | {"content-type": "application/json"}
+    )
     assert response.status_code == 422
     detail = response.json()["error"]["details"][0]
     assert detail["field"] == "features[0]"
@@ -180,8 +229,9 @@ def test_batch_over_the_row_limit_is_413(local_store: Any) -> None:
 
 def test_body_over_the_limit_is_refused_before_reading(client: TestClient) -> None:
     big = b"[" + b"1," * 1_100_000 + b"1]"
-    response = client.post("/predict", content=big,
-                           headers=AUTH | {"content-type": "application/json"})
+    response = client.post(
+        "/predict", content=big, headers=AUTH | {"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert "exceeds the limit of 2097152 bytes" in response.json()["error"]["message"]
 
@@ -191,22 +241,27 @@ def test_chunked_body_over_the_limit_is_refused(client: TestClient) -> None:
         for _ in range(300):
             yield b" " * 10_000
 
-    response = client.post("/predict", content=chunks(),
-                           headers=AUTH | {"content-type": "application/json"})
+    response = client.post(
+        "/predict", content=chunks(), headers=AUTH | {"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
 def test_wrong_content_type_is_415(client: TestClient) -> None:
-    response = client.post("/predict", content=json.dumps({"features": ROW}),
-                           headers=AUTH | {"content-type": "text/plain"})
+    response = client.post(
+        "/predict",
+        content=json.dumps({"features": ROW}),
+        headers=AUTH | {"content-type": "text/plain"},
+    )
     assert response.status_code == 415
     assert "received text/plain" in response.json()["error"]["message"]
 
 
 def test_invalid_json_is_400(client: TestClient) -> None:
-    response = client.post("/predict", content=b'{"features": [1,',
-                           headers=AUTH | {"content-type": "application/json"})
+    response = client.post(
+        "/predict", content=b'{"features": [1,', headers=AUTH | {"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
 
@@ -249,7 +304,9 @@ def test_access_log_has_one_json_line_per_request_without_secrets(
     requests = [x for x in lines if x["event"] == "request"]
     assert len(requests) == 1  # health checks are not logged
     line = requests[0]
-    assert line["route"] == "/predict" and line["status"] == 200
+    assert line["route"] == "/predict"
+    assert line["status"] == 200
     assert {"request_id", "latency_ms", "model_version", "timestamp"} <= line.keys()
     everything = json.dumps(lines)
-    assert str(marker) not in everything and AUTH["X-API-Key"] not in everything
+    assert str(marker) not in everything
+    assert AUTH["X-API-Key"] not in everything

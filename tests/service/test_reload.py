@@ -46,7 +46,9 @@ def with_manifest(files: dict[str, bytes], **changes: Any) -> dict[str, bytes]:
 
 
 def test_reload_swaps_to_the_promoted_version(
-    client: TestClient, local_store: LocalStore, bundle_version: str,
+    client: TestClient,
+    local_store: LocalStore,
+    bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
     v2 = load_bundle(other_bundle_files).version
@@ -55,16 +57,20 @@ def test_reload_swaps_to_the_promoted_version(
     assert response.status_code == 200
     body = response.json()
     assert body["previous_version"] == bundle_version
-    assert body["version"] == v2 and body["changed"] is True
+    assert body["version"] == v2
+    assert body["changed"] is True
     assert body["took_ms"] > 0
     assert served_version(client) == v2
     assert client.get("/model", headers=AUTH).json()["version"] == v2
     again = client.post("/reload", headers=ADMIN).json()
-    assert again["changed"] is False and again["version"] == v2
+    assert again["changed"] is False
+    assert again["version"] == v2
 
 
 def test_rollback_is_just_pointing_back(
-    client: TestClient, local_store: LocalStore, bundle_version: str,
+    client: TestClient,
+    local_store: LocalStore,
+    bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
     from ml.promote import rollback
@@ -99,66 +105,86 @@ def test_pointer_naming_a_missing_version(
     client: TestClient, local_store: LocalStore, bundle_version: str
 ) -> None:
     _point_at(local_store, "20990101T000000Z-missing", "0" * 64)
-    _assert_failed_but_serving(client, bundle_version, 502, "bundle_not_found",
-                               "models/20990101T000000Z-missing/model.joblib does not exist")
+    _assert_failed_but_serving(
+        client,
+        bundle_version,
+        502,
+        "bundle_not_found",
+        "models/20990101T000000Z-missing/model.joblib does not exist",
+    )
 
 
 def test_missing_file(
-    client: TestClient, local_store: LocalStore, bundle_version: str,
+    client: TestClient,
+    local_store: LocalStore,
+    bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
     v2 = load_bundle(other_bundle_files).version
     promote_files(local_store, other_bundle_files, v2)
     (local_store.root / "models" / v2 / "preprocessor.joblib").unlink()
-    _assert_failed_but_serving(client, bundle_version, 502, "bundle_not_found",
-                               "preprocessor.joblib does not exist")
+    _assert_failed_but_serving(
+        client, bundle_version, 502, "bundle_not_found", "preprocessor.joblib does not exist"
+    )
 
 
 def test_tampered_file(
-    client: TestClient, local_store: LocalStore, bundle_version: str,
+    client: TestClient,
+    local_store: LocalStore,
+    bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
     v2 = load_bundle(other_bundle_files).version
     promote_files(local_store, other_bundle_files, v2)
     model = local_store.root / "models" / v2 / MODEL_FILE
     model.write_bytes(model.read_bytes()[:-1] + b"\x00")
-    _assert_failed_but_serving(client, bundle_version, 502, "checksum_mismatch",
-                               "model.joblib has sha256")
+    _assert_failed_but_serving(
+        client, bundle_version, 502, "checksum_mismatch", "model.joblib has sha256"
+    )
 
 
 def test_tampered_manifest(
-    client: TestClient, local_store: LocalStore, bundle_version: str,
+    client: TestClient,
+    local_store: LocalStore,
+    bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
     v2 = load_bundle(other_bundle_files).version
     promote_files(local_store, other_bundle_files, v2)
     manifest = local_store.root / "models" / v2 / MANIFEST_FILE
     manifest.write_bytes(manifest.read_bytes().replace(b'"threshold"', b'"threshold" '))
-    _assert_failed_but_serving(client, bundle_version, 502, "checksum_mismatch",
-                               "the pointer expects")
+    _assert_failed_but_serving(
+        client, bundle_version, 502, "checksum_mismatch", "the pointer expects"
+    )
 
 
 def test_other_scikit_learn_version(
-    client: TestClient, local_store: LocalStore, bundle_version: str,
+    client: TestClient,
+    local_store: LocalStore,
+    bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
     runtime = json.loads(other_bundle_files[MANIFEST_FILE])["runtime"] | {"scikit-learn": "1.2.0"}
     files = with_manifest(other_bundle_files, runtime=runtime, version="v-old-sklearn")
     promote_files(local_store, files, "v-old-sklearn")
-    _assert_failed_but_serving(client, bundle_version, 502, "incompatible_runtime",
-                               "built with scikit-learn 1.2.0")
+    _assert_failed_but_serving(
+        client, bundle_version, 502, "incompatible_runtime", "built with scikit-learn 1.2.0"
+    )
 
 
 def test_canary_mismatch(
-    client: TestClient, local_store: LocalStore, bundle_version: str,
+    client: TestClient,
+    local_store: LocalStore,
+    bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
     canary = json.loads(other_bundle_files[MANIFEST_FILE])["canary"]
     canary["fraud_probability"] = [p + 1e-6 for p in canary["fraud_probability"]]
     files = with_manifest(other_bundle_files, canary=canary, version="v-bad-canary")
     promote_files(local_store, files, "v-bad-canary")
-    _assert_failed_but_serving(client, bundle_version, 502, "canary_mismatch",
-                               "canary rows scored via")
+    _assert_failed_but_serving(
+        client, bundle_version, 502, "canary_mismatch", "canary rows scored via"
+    )
 
 
 def test_concurrent_reloads_are_serialised(
@@ -199,14 +225,18 @@ def test_not_ready_until_something_is_promoted(
 
 
 def test_unreachable_store_keeps_serving(
-    tmp_path: Path, bundle_files: dict[str, bytes], bundle_version: str,
+    tmp_path: Path,
+    bundle_files: dict[str, bytes],
+    bundle_version: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A store of our own that we stop: the service keeps the bundle it has."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **AWS_ENV},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **AWS_ENV},
     )
     try:
         wait_for_port(port)
@@ -222,8 +252,9 @@ def test_unreachable_store_keeps_serving(
             wait_ready(client)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-            _assert_failed_but_serving(client, bundle_version, 503, "store_unavailable",
-                                       "artifact store unreachable")
+            _assert_failed_but_serving(
+                client, bundle_version, 503, "store_unavailable", "artifact store unreachable"
+            )
     finally:
         stop_process(proc)
 
