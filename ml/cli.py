@@ -25,6 +25,12 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
+def _env(name: str, default: str) -> str:
+    import os
+
+    return os.environ.get(name) or default
+
+
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = [" | ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))]
@@ -226,6 +232,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Train, then compare-and-promote: the training image's default job."""
+    import os
+    import tempfile
+
+    from ml.remote import local_copy
+
+    with tempfile.TemporaryDirectory(prefix="fraud-retrain-") as tmp:
+        train_data = local_copy(args.data, Path(tmp) / "train.csv")
+        eval_data = (
+            local_copy(args.eval_data, Path(tmp) / "eval.csv") if args.eval_data else train_data
+        )
+        candidate = Path(tmp) / "candidate"
+        train_args = argparse.Namespace(
+            data=train_data, out=candidate, model=args.model, seed=args.seed
+        )
+        if cmd_train(train_args) != EXIT_OK:
+            return EXIT_ERROR
+        notify = [u for u in os.environ.get("FRAUD_NOTIFY_URLS", "").split(",") if u.strip()]
+        promote_args = argparse.Namespace(
+            candidate=candidate,
+            data=eval_data,
+            store=args.store,
+            min_delta=args.min_delta,
+            force=False,
+            dry_run=False,
+            notify=[*notify, *args.notify],
+            report_dir=args.report_dir,
+        )
+        code = cmd_promote(promote_args)
+    if code == EXIT_KEPT and args.ok_if_kept:
+        return EXIT_OK
+    return code
+
+
 def cmd_run_local(args: argparse.Namespace) -> int:
     """The embedded default behind `make run`: no AWS, no Docker."""
     import os
@@ -342,6 +383,46 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=2)
     serve.set_defaults(handler=cmd_serve)
+
+    retrain = commands.add_parser(
+        "retrain",
+        help="train, then compare-and-promote (the training image's job; FRAUD_* defaults)",
+    )
+    retrain.add_argument(
+        "--data",
+        default=_env("FRAUD_TRAIN_DATA", "data/creditcard_dev.csv.gz"),
+        help="training CSV: a path or s3://bucket/key (FRAUD_TRAIN_DATA)",
+    )
+    retrain.add_argument(
+        "--eval-data",
+        default=_env("FRAUD_EVAL_DATA", ""),
+        help="evaluation CSV for the comparison (FRAUD_EVAL_DATA); default: the training data",
+    )
+    retrain.add_argument(
+        "--store",
+        default=_env("FRAUD_STORE_URI", ""),
+        required=not _env("FRAUD_STORE_URI", ""),
+        help="(FRAUD_STORE_URI)",
+    )
+    retrain.add_argument("--model", choices=sorted(MODEL_FAMILIES), default=DEFAULT_MODEL)
+    retrain.add_argument("--seed", type=int, default=int(_env("FRAUD_SEED", "0")))
+    retrain.add_argument("--min-delta", type=float, default=float(_env("FRAUD_MIN_DELTA", "0")))
+    retrain.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also FRAUD_NOTIFY_URLS, comma-separated",
+    )
+    retrain.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path(_env("FRAUD_REPORT_DIR", "")) if _env("FRAUD_REPORT_DIR", "") else None,
+    )
+    retrain.add_argument(
+        "--ok-if-kept", action="store_true", help="exit 0 instead of 3 when production is kept"
+    )
+    retrain.set_defaults(handler=cmd_retrain)
 
     local = commands.add_parser(
         "run-local",

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -92,22 +93,77 @@ def test_cli_usage_error_exits_2() -> None:
     assert caught.value.code == 2
 
 
+SERVING_IMPORT_PROBE = """
+import sys
+
+TRAINING_ONLY = ("pandas", "matplotlib")
+attempts = []
+
+
+class AbsentInServingImage:
+    \"\"\"Make training-only packages unimportable, as they are in the serving image, and
+    record who asked for them (scikit-learn probes for pandas optionally: that is allowed).\"\"\"
+
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] not in TRAINING_ONLY:
+            return None
+        frame = sys._getframe(1)
+        while frame and frame.f_globals.get("__name__", "").startswith(
+            ("importlib", "_frozen_importlib")
+        ):
+            frame = frame.f_back
+        attempts.append((name, frame.f_globals.get("__name__") if frame else None))
+        raise ModuleNotFoundError(f"No module named {name!r} (not in the serving image)")
+
+
+sys.meta_path.insert(0, AbsentInServingImage())
+
+from pathlib import Path
+import numpy as np
+from ml.bundle import load_bundle_dir
+import ml.store, service.app
+
+bundle = load_bundle_dir(Path(sys.argv[1]))
+assert bundle.score(np.zeros((1, 30))).shape == (1,)
+assert bundle.score(np.zeros((200, 30))).shape == (200,)
+ours = [a for a in attempts if (a[1] or "").split(".")[0] in ("ml", "service")]
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in TRAINING_ONLY)
+print("attempts", attempts, "ours", ours, "loaded", loaded)
+sys.exit(1 if ours or loaded else 0)
+"""
+
+
 def test_loading_and_scoring_imports_neither_pandas_nor_matplotlib(
     tmp_path: Path, bundle_files: dict[str, bytes]
 ) -> None:
+    """The serving path works where pandas and matplotlib are absent, and none of our serving
+    modules ever asks for them."""
     from ml.bundle import write_bundle
 
     write_bundle(tmp_path, bundle_files)
-    code = (
-        "import sys, numpy as np\n"
-        "from ml.bundle import load_bundle_dir\n"
-        "import ml.store, service.app\n"
-        f"b = load_bundle_dir(__import__('pathlib').Path({str(tmp_path)!r}))\n"
-        "b.score(np.zeros((1, 30))); b.score(np.zeros((200, 30)))\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'matplotlib'))\n"
-        "print(bad); sys.exit(1 if bad else 0)\n"
-    )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+        [sys.executable, "-c", SERVING_IMPORT_PROBE, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_import_probe_catches_our_own_pandas_import(tmp_path: Path) -> None:
+    """The probe above can fail: a serving module that imports pandas is caught."""
+    package = tmp_path / "ml"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "bundle.py").write_text("import pandas\n")
+    result = subprocess.run(
+        [sys.executable, "-c", SERVING_IMPORT_PROBE, str(tmp_path)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "No module named 'pandas' (not in the serving image)" in result.stderr
