@@ -40,8 +40,16 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest
 
-bench: install
-	$(BIN)/python -m bench.run
+## bench: the service as it runs in production. The server runs from .venv-serve, made from the
+## serving lock only (no pandas: scikit-learn would import it and inflate every worker).
+SERVE_VENV := .venv-serve
+$(SERVE_VENV)/.installed: requirements/serve.lock pyproject.toml
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/serve.lock
+	touch $@
+
+bench: install $(SERVE_VENV)/.installed
+	$(BIN)/python -m bench.run --serve-python $(CURDIR)/$(SERVE_VENV)/bin/python
 
 ## lock: regenerate the hash-pinned lock files from pyproject.toml (needs uv).
 lock:
@@ -50,4 +58,4 @@ lock:
 	uv pip compile pyproject.toml --extra train --extra dev --universal --python-version 3.11 --generate-hashes -o requirements/dev.lock
 
 clean:
-	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-serve .local .mypy_cache .ruff_cache .pytest_cache

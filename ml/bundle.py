@@ -111,7 +111,11 @@ class ModelBundle:
     def score(self, X: np.ndarray) -> np.ndarray:
         """Fraud probabilities for rows of raw features in `FEATURE_NAMES` order."""
         features = self.preprocessor.transform(X)
-        if self.fast_scorer is not None and features.shape[0] <= MAX_FAST_ROWS:
+        if (
+            self.fast_scorer is not None
+            and features.shape[0] <= MAX_FAST_ROWS
+            and not np.isnan(features).any()
+        ):
             return self.fast_scorer.predict_fraud_proba(features)
         return np.asarray(self.model.predict_proba(features)[:, 1], dtype=np.float64)
 

@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ml.bundle import BundleError
-    from ml.promote import PromotionError
+    from ml.errors import PromotionError
     from ml.store import StoreError
 
     parser = build_parser()

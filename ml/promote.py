@@ -25,6 +25,7 @@ import numpy as np
 
 from ml.bundle import MANIFEST_FILE, ModelBundle, load_bundle, read_bundle_dir, sha256_hex
 from ml.data import Dataset, load_dataset
+from ml.errors import PromotionError
 from ml.evaluate import classification_metrics
 from ml.store import (
     ArtifactStore,
@@ -35,10 +36,6 @@ from ml.store import (
     record_history,
     utc_now,
 )
-
-
-class PromotionError(Exception):
-    """The promotion could not be carried out; nothing in the store was changed."""
 
 
 @dataclass

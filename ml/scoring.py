@@ -21,34 +21,44 @@ MAX_FAST_ROWS = 64
 
 
 class FlatTreeEnsemble:
-    """All trees of a binary HGB model in flat arrays; leaves point to themselves."""
+    """All trees of a binary HGB model in flat arrays; leaves point to themselves.
+
+    Each level costs three gathers and a comparison for all trees and rows at once:
+    `children[2 * node + go_right]` holds both children, so no `where` is needed. Inputs with
+    NaN are not handled here (scikit-learn's missing-value routing is per node): `ModelBundle`
+    sends them to scikit-learn.
+    """
 
     def __init__(self, model: Any) -> None:
         predictors = [iteration[0] for iteration in model._predictors]
         if any(tree.nodes["is_categorical"].any() for tree in predictors):
             raise ValueError("categorical splits are not supported by the flat scorer")
-        offsets = np.cumsum([0] + [tree.nodes.size for tree in predictors])
+        sizes = [tree.nodes.size for tree in predictors]
+        offsets = np.cumsum([0, *sizes])
         nodes = np.concatenate([tree.nodes for tree in predictors])
         own = np.arange(nodes.size)
-        base = np.repeat(offsets[:-1], [tree.nodes.size for tree in predictors])
+        base = np.repeat(offsets[:-1], sizes)
         leaf = nodes["is_leaf"].astype(bool)
         self.feature = np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp)
         self.threshold = np.where(leaf, np.inf, nodes["num_threshold"]).astype(np.float64)
-        self.left = np.where(leaf, own, nodes["left"] + base).astype(np.intp)
-        self.right = np.where(leaf, own, nodes["right"] + base).astype(np.intp)
-        self.missing_left = nodes["missing_go_to_left"].astype(bool)
+        self.children = np.empty(2 * nodes.size, dtype=np.intp)
+        self.children[0::2] = np.where(leaf, own, nodes["left"] + base)  # x <= threshold
+        self.children[1::2] = np.where(leaf, own, nodes["right"] + base)  # x > threshold
         self.value = np.where(leaf, nodes["value"], 0.0).astype(np.float64)
         self.roots = offsets[:-1].astype(np.intp)
         self.depth = int(nodes["depth"].max())
         self.baseline = float(np.ravel(model._baseline_prediction)[0])
 
     def predict_fraud_proba(self, X: np.ndarray) -> np.ndarray:
-        node = np.broadcast_to(self.roots, (X.shape[0], self.roots.size))
+        """Fraud probabilities for rows of model inputs without NaN."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        n, width = X.shape
+        flat = X.ravel()
+        row_start = (np.arange(n, dtype=np.intp) * width)[:, None]
+        node = np.broadcast_to(self.roots, (n, self.roots.size))
         for _ in range(self.depth):
-            x = np.take_along_axis(X, self.feature[node], axis=1)
-            # NaN compares False, so it goes right unless the split sends missing values left.
-            go_left = (x <= self.threshold[node]) | (np.isnan(x) & self.missing_left[node])
-            node = np.where(go_left, self.left[node], self.right[node])
+            go_right = flat[row_start + self.feature[node]] > self.threshold[node]
+            node = self.children[2 * node + go_right]
         raw = self.baseline + self.value[node].sum(axis=1)
         probabilities: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
         return probabilities

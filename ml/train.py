@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -14,13 +14,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from ml.bundle import Manifest, build_bundle_files
-from ml.data import Dataset
 from ml.evaluate import best_f1_threshold, classification_metrics
 from ml.features import TransactionFeatures
 
+if TYPE_CHECKING:  # ml.data needs pandas; `fraudctl serve` imports this module without it
+    from ml.data import Dataset
+
 # Chosen by measurement on the development sample (docs/model.md): over six seeds HGB reached a
 # mean test F1 of 0.899 (logistic regression 0.886) at similar PR-AUC, and the bundle's flat
-# scorer brings its single-row cost to ~0.09 ms, no more than logistic regression's.
+# scorer brings its single-row cost under 0.1 ms, about logistic regression's.
 DEFAULT_MODEL = "hgb"
 VALIDATION_FRACTION = 0.2
 TEST_FRACTION = 0.2
@@ -32,6 +34,10 @@ def _hgb(seed: int) -> Any:
         learning_rate=0.05,
         max_iter=300,
         max_leaf_nodes=15,
+        # Depth 4 scores 16 rows 43 % faster through the flat scorer than unlimited depth
+        # (which reached 11) at the same quality: over six seeds, mean test F1 0.901 vs 0.905
+        # and PR-AUC 0.922 vs 0.923, within seed-to-seed noise (docs/model.md).
+        max_depth=4,
         l2_regularization=1.0,
         early_stopping=True,
         validation_fraction=0.1,

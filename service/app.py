@@ -4,6 +4,8 @@ the process is live at once and ready when a verified model is in place."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +15,7 @@ from ml.store import ArtifactStore, open_store
 from service.auth import KeyRing
 from service.coordination import PeerChannel
 from service.errors import install_error_handlers
-from service.logging import configure_logging, get_logger
+from service.logging import FLUSH_INTERVAL_S, configure_logging, flush_logs, get_logger
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware
 from service.predictor import MicroBatcher
@@ -50,11 +52,18 @@ def create_app(
         registry.start()
         if not await registry.wait_first_load(settings.startup_load_wait_s):
             log.warning("serving_without_model", reason=registry.not_ready_reason)
+        # Imports and the bundle leave ~150k long-lived objects that every full cyclic
+        # collection would scan (47 ms here): a p99 spike each time. Freeze them once.
+        gc.collect()
+        gc.freeze()
+        flusher = asyncio.create_task(_flush_logs_periodically(), name="log-flush")
         try:
             yield
         finally:
             await registry.stop()
             log.info("stopped")
+            flusher.cancel()
+            flush_logs()
 
     app = FastAPI(
         title="Fraud scoring",
@@ -66,7 +75,7 @@ def create_app(
     app.state.settings = settings
     app.state.registry = registry
     app.state.metrics = metrics
-    app.state.batcher = MicroBatcher(registry.require_bundle)
+    app.state.batcher = MicroBatcher(registry.require_bundle, on_batch=metrics.batch_rows.observe)
     app.state.keys = KeyRing(settings.api_keys, settings.admin_api_keys)
     install_error_handlers(app)
     app.include_router(router)
@@ -76,6 +85,12 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
     return app
+
+
+async def _flush_logs_periodically() -> None:
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL_S)
+        flush_logs()
 
 
 def app_from_env() -> FastAPI:

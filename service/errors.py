@@ -130,6 +130,18 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
     return details
 
 
+def invalid_request(errors: Any) -> ServiceError:
+    """The one error for a body that does not parse (400) or does not validate (422)."""
+    errors = list(errors)
+    broken = next((e for e in errors if e["type"] == "json_invalid"), None)
+    if broken is not None:
+        where = broken.get("ctx", {}).get("error", "")
+        return BadRequest(f"request body is not valid JSON: {where}".strip(": "))
+    details = validation_details(errors)
+    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
+    return InvalidInput(f"invalid request: {summary}", details=details)
+
+
 def _small(value: Any) -> bool:
     return (
         value is None
@@ -145,16 +157,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = exc.errors()
-        if any(e["type"] == "json_invalid" for e in errors):
-            first = next(e for e in errors if e["type"] == "json_invalid")
-            where = first.get("ctx", {}).get("error", "")
-            error: ServiceError = BadRequest(f"request body is not valid JSON: {where}".strip(": "))
-        else:
-            details = validation_details(errors)
-            summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
-            error = InvalidInput(f"invalid request: {summary}", details=details)
-        return error_response(error, request_id_of(request.scope))
+        return error_response(invalid_request(exc.errors()), request_id_of(request.scope))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

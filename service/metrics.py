@@ -9,6 +9,7 @@ it (tests, a single process) each app gets its own registry.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -66,12 +67,39 @@ class Metrics:
             multiprocess_mode="liveall",
             registry=registry,
         )
+        self.batch_rows = Histogram(
+            "fraud_microbatch_rows",
+            "Rows scored together by one model call of the /predict micro-batcher.",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=registry,
+        )
         self.reloads = Counter(
             "fraud_model_reloads_total",
             "Model load attempts by trigger (startup, api, peer, poll) and result.",
             ["trigger", "result"],
             registry=registry,
         )
+
+        # Labelled children, made once: `labels()` costs a lock and a tuple on every call.
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._fraud = self.predictions.labels("fraud")
+        self._legit = self.predictions.labels("legit")
+
+    def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, status),
+                self.latency.labels(route, status),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count_prediction(self, probability: float, is_fraud: bool) -> None:
+        (self._fraud if is_fraud else self._legit).inc()
+        self.scores.observe(probability)
 
     def set_model_version(self, version: str, previous: str | None) -> None:
         if previous is not None and previous != version:

@@ -153,9 +153,7 @@ class RequestMiddleware:
     ) -> None:
         elapsed = time.perf_counter() - started
         route = getattr(scope.get("route"), "path", None) or "unmatched"
-        status_text = str(status)
-        self.metrics.requests.labels(route, scope["method"], status_text).inc()
-        self.metrics.latency.labels(route, status_text).observe(elapsed)
+        self.metrics.observe_request(route, scope["method"], str(status), elapsed)
         if scope["path"] in QUIET_PATHS:
             return
         access_log.info(

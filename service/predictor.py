@@ -42,8 +42,14 @@ async def score_batch(get_bundle: Callable[[], ModelBundle], rows: np.ndarray) -
 
 
 class MicroBatcher:
-    def __init__(self, get_bundle: Callable[[], ModelBundle], max_rows: int = THREAD_ROWS) -> None:
+    def __init__(
+        self,
+        get_bundle: Callable[[], ModelBundle],
+        max_rows: int = THREAD_ROWS,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self._get_bundle = get_bundle
+        self._on_batch = on_batch
         self._max_rows = max_rows
         self._pending: list[tuple[np.ndarray, asyncio.Future[tuple[float, ModelBundle]]]] = []
         self._scheduled = False
@@ -75,6 +81,8 @@ class MicroBatcher:
             return
         self.batches += 1
         self.rows += len(pending)
+        if self._on_batch is not None:
+            self._on_batch(len(pending))
         for (_, future), probability in zip(pending, probabilities, strict=True):
             if not future.done():
                 future.set_result((float(probability), bundle))

@@ -76,7 +76,9 @@ def once(
 
 
 class ServiceProcess:
-    def __init__(self, tmp: Path, env: dict[str, str], workers: int = 2) -> None:
+    def __init__(
+        self, tmp: Path, env: dict[str, str], workers: int = 2, python: str = sys.executable
+    ) -> None:
         self.port = free_port()
         self.tmp = tmp
         self.log_path = tmp / f"serve-{self.port}.log"
@@ -87,13 +89,14 @@ class ServiceProcess:
             **env,
         }
         self.workers = workers
+        self.python = python
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
+                    self.python,
                     "-m",
                     "ml.cli",
                     "serve",

@@ -116,3 +116,15 @@ def test_linear_bundle_scores_through_scikit_learn(other_bundle_files: dict[str,
     assert bundle.fast_scorer is None
     assert bundle.manifest.model_family == "logreg"
     assert bundle.score(np.zeros((3, len(FEATURE_NAMES)))).shape == (3,)
+
+
+def test_rows_with_missing_values_score_like_scikit_learn(
+    bundle_files: dict[str, bytes], small_dataset: Dataset
+) -> None:
+    """The flat scorer leaves NaN to scikit-learn, whose missing-value routing is per node."""
+    bundle = load_bundle(bundle_files)
+    X = small_dataset.X[:20].copy()
+    X[::3, 5] = np.nan
+    expected = bundle.model.predict_proba(bundle.preprocessor.transform(X))[:, 1]
+    np.testing.assert_allclose(bundle.score(X), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bundle.score(X[:1]), expected[:1], rtol=0, atol=1e-12)

@@ -122,6 +122,8 @@ from pathlib import Path
 import numpy as np
 from ml.bundle import load_bundle_dir
 import ml.store, service.app
+from ml.cli import build_parser
+build_parser()  # fraudctl serve parses its arguments in the serving environment too
 
 bundle = load_bundle_dir(Path(sys.argv[1]))
 assert bundle.score(np.zeros((1, 30))).shape == (1,)

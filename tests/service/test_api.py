@@ -175,7 +175,7 @@ BAD_REQUESTS: list[tuple[str, Any, int, str, str]] = [
     ("/predict", {"features": ROW, "extra": 1}, 422, "extra", "Extra inputs"),
     ("/predict", {"features": ROW, "threshold": 1.5}, 422, "threshold", "less than 1"),
     ("/predict", {"features": ROW, "threshold": 0}, 422, "threshold", "greater than 0"),
-    ("/predict", [1, 2], 422, "body", "valid dictionary"),
+    ("/predict", [1, 2], 422, "body", "Input should be an object"),
     ("/predict/batch", {"transactions": [ROW, [1.0] * 3]}, 422, "transactions[1]", "received 3"),
     (
         "/predict/batch",

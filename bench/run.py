@@ -1,0 +1,341 @@
+"""`make bench`: the service measured as a whole process, the way it runs in production.
+
+Starts a moto S3 server and `fraudctl serve` (2 workers, the default model) on 127.0.0.1, drives
+them with wrk (or a Python client, said in the output), and prints one table, also written to
+bench/results/latest.json:
+
+- POST /predict at concurrency 1 and 32: requests/s, p50, p99, non-2xx; the same for a bare
+  FastAPI floor app under the same Gunicorn/Uvicorn worker, and ours / floor;
+- POST /predict/batch with 1000 rows: rows/s;
+- p99 and non-2xx at c=32 while promote + reload cycles run, against the steady p99;
+- cold start: process start to /health/ready 200 (median of 3), and to every worker loaded;
+- RSS of each worker.
+
+Bounded in time (about 2.5 minutes), 127.0.0.1 only; it stops what it started, by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+
+from bench.loadgen import LoadResult, run_load, wrk_available
+from ml.bundle import MANIFEST_FILE, load_bundle, sha256_hex
+from ml.data import load_dataset
+from ml.store import Pointer, S3Store, publish_version, utc_now
+from ml.train import train_bundle
+from tests.conftest import AWS_ENV, DEV_DATA, free_port, stop_process, wait_for_port
+from tests.server import ServiceProcess, once
+
+REPO = Path(__file__).resolve().parent.parent
+API_KEY, ADMIN_KEY = "bench-key", "bench-admin"
+
+
+def start_moto(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    log = open(tmp / "moto.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **AWS_ENV},
+    )
+    wait_for_port(port)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def point_at(store: S3Store, files: dict[str, bytes]) -> str:
+    version = load_bundle(files).version
+    publish_version(store, version, files)
+    state = store.current_pointer()
+    store.swap_pointer(
+        Pointer(
+            version,
+            sha256_hex(files[MANIFEST_FILE]),
+            state.pointer.version if state.pointer else None,
+            utc_now(),
+        ),
+        state.etag,
+    )
+    return version
+
+
+def worker_rss_mb(master_pid: int) -> list[float]:
+    sizes = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != master_pid:
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, IndexError):
+            continue
+        rss_kb = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:"))
+        sizes.append(round(rss_kb / 1024.0, 1))
+    return sorted(sizes)
+
+
+def cold_starts(
+    tmp: Path, env: dict[str, str], runs: int, python: str
+) -> tuple[list[float], list[float]]:
+    ready, all_loaded = [], []
+    for _ in range(runs):
+        server = ServiceProcess(tmp, env, python=python).start()
+        started = time.monotonic()
+        try:
+            ready.append(server._wait_first_ready(60))
+            server.wait_ready(60)
+            all_loaded.append(time.monotonic() - started)
+        finally:
+            server.stop()
+    return ready, all_loaded
+
+
+def floor_server(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    log = open(tmp / "floor.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--workers",
+            "2",
+            "--worker-class",
+            "service.worker.FraudUvicornWorker",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+            "--keep-alive",
+            "75",
+            "bench.floor_app:app",
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+    )
+    wait_for_port(port)
+    time.sleep(1.0)  # both workers booted
+    return proc, port
+
+
+def reload_cycles(
+    port: int,
+    store: S3Store,
+    bundles: list[dict[str, bytes]],
+    stop: threading.Event,
+    log: list[dict[str, Any]],
+) -> None:
+    cycle = 0
+    while not stop.wait(2.0):
+        cycle += 1
+        point_at(store, bundles[cycle % len(bundles)])
+        status, body = once(port, "POST", "/reload", headers={"X-API-Key": ADMIN_KEY})
+        log.append(
+            {
+                "status": status,
+                "took_ms": body.get("took_ms") if status == 200 else None,
+                "workers": f"{body.get('workers_confirmed')}/{body.get('workers_total')}",
+            }
+        )
+
+
+def row(name: str, r: LoadResult) -> dict[str, Any]:
+    return {
+        "case": name,
+        "concurrency": r.concurrency,
+        "requests_per_s": round(r.rps, 1),
+        "p50_ms": round(r.p50_ms, 3),
+        "p99_ms": round(r.p99_ms, 3),
+        "non_2xx": r.non_2xx,
+        "socket_errors": r.socket_errors,
+        "requests": r.requests,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per steady load run")
+    parser.add_argument("--reload-seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
+    parser.add_argument(
+        "--serve-python",
+        default=sys.executable,
+        help="interpreter of a serving-only environment (make bench makes one)",
+    )
+    args = parser.parse_args()
+    os.environ.update(AWS_ENV)
+    tool = "wrk" if wrk_available() else "python (wrk not installed)"
+    print(f"load generator: {tool}; {os.cpu_count()} cores shared with the servers", flush=True)
+
+    data = load_dataset(DEV_DATA)
+    bundles = [train_bundle(data, seed=seed) for seed in (0, 1, 2)]
+    row_features = data.X[int(np.flatnonzero(data.y == 1)[0])].tolist()
+    predict_body = json.dumps({"features": row_features}).encode()
+    batch_body = json.dumps({"transactions": data.X[:1000].tolist()}).encode()
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="fraud-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        moto, endpoint = start_moto(tmp)
+        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
+        floor = None
+        server = None
+        try:
+            bucket = f"bench-{uuid.uuid4().hex[:8]}"
+            boto3.client("s3").create_bucket(Bucket=bucket)
+            store = S3Store(bucket, "fraud")
+            point_at(store, bundles[0])
+            env = {
+                "FRAUD_STORE_URI": store.uri,
+                "FRAUD_API_KEYS": API_KEY,
+                "FRAUD_ADMIN_API_KEYS": ADMIN_KEY,
+                "FRAUD_MODEL_POLL_INTERVAL_S": "0",
+                "FRAUD_LOG_LEVEL": "info",
+            }
+
+            # The serving environment finds the project's code through PYTHONPATH, as the
+            # image does (PYTHONPATH=/app).
+            env["PYTHONPATH"] = str(REPO)
+            ready, loaded = cold_starts(tmp, env, runs=3, python=args.serve_python)
+            results["cold_start_s"] = {
+                "ready_median": round(statistics.median(ready), 2),
+                "all_workers_loaded_median": round(statistics.median(loaded), 2),
+                "ready_all": [round(x, 2) for x in ready],
+            }
+            print(f"cold start: {results['cold_start_s']}", flush=True)
+
+            floor, floor_port = floor_server(tmp)
+            floor_runs = {
+                c: run_load(floor_port, "/predict", predict_body, "", c, args.seconds)
+                for c in (1, 32)
+            }
+            stop_process(floor)
+            floor = None
+
+            server = ServiceProcess(tmp, env, python=args.serve_python).start()
+            server.wait_ready(60)
+            run_load(server.port, "/predict", predict_body, API_KEY, 32, 3)  # warm-up
+            ours = {
+                c: run_load(server.port, "/predict", predict_body, API_KEY, c, args.seconds)
+                for c in (1, 32)
+            }
+            batch = run_load(server.port, "/predict/batch", batch_body, API_KEY, 2, args.seconds)
+            assert server.proc is not None
+            rss = worker_rss_mb(server.proc.pid)
+
+            stop = threading.Event()
+            cycles: list[dict[str, Any]] = []
+            cycler = threading.Thread(
+                target=reload_cycles, args=(server.port, store, bundles, stop, cycles)
+            )
+            cycler.start()
+            try:
+                during = run_load(
+                    server.port, "/predict", predict_body, API_KEY, 32, args.reload_seconds
+                )
+            finally:
+                stop.set()
+                cycler.join()
+        finally:
+            if server is not None:
+                server.stop()
+            if floor is not None:
+                stop_process(floor)
+            stop_process(moto)
+
+    table = [
+        row("floor /predict", floor_runs[1]),
+        row("floor /predict", floor_runs[32]),
+        row("ours /predict", ours[1]),
+        row("ours /predict", ours[32]),
+        row("ours /predict/batch (1000 rows)", batch),
+        row("ours /predict during reloads", during),
+    ]
+    results |= {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu": _cpu_model(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+        },
+        "load_generator": tool,
+        "server_environment": "serving lock only"
+        if args.serve_python != sys.executable
+        else "development environment (pandas installed: workers are larger)",
+        "table": table,
+        "ratio_ours_to_floor_c32": round(ours[32].rps / floor_runs[32].rps, 3),
+        "ratio_ours_to_floor_c1": round(ours[1].rps / floor_runs[1].rps, 3),
+        "batch_rows_per_s": round(batch.rps * 1000),
+        "reload": {
+            "cycles": len(cycles),
+            "non_2xx": during.non_2xx,
+            "socket_errors": during.socket_errors,
+            "p99_ms": round(during.p99_ms, 3),
+            "steady_p99_ms": round(ours[32].p99_ms, 3),
+            "p99_ratio": round(during.p99_ms / ours[32].p99_ms, 2),
+            "reload_responses": cycles,
+        },
+        "worker_rss_mb": rss,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(render_markdown(results))
+    print(f"\nwritten to {args.out}")
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "| case | c | req/s | p50 ms | p99 ms | non-2xx |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['case']} | {r['concurrency']} | {r['requests_per_s']:,} | {r['p50_ms']} | "
+        f"{r['p99_ms']} | {r['non_2xx'] + r['socket_errors']} |"
+        for r in results["table"]
+    ]
+    reload = results["reload"]
+    lines += [
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        f"| c=32 throughput, ours / floor | {results['ratio_ours_to_floor_c32']} |",
+        f"| batch of 1000 rows | {results['batch_rows_per_s']:,} rows/s |",
+        f"| during {reload['cycles']} promote + reload cycles: non-2xx | {reload['non_2xx']} |",
+        f"| p99 during reloads / steady p99 | {reload['p99_ratio']} "
+        f"({reload['p99_ms']} / {reload['steady_p99_ms']} ms) |",
+        "| cold start to /health/ready (median of 3) | "
+        f"{results['cold_start_s']['ready_median']} s |",
+        f"| RSS per worker | {', '.join(f'{x} MB' for x in results['worker_rss_mb'])} |",
+        "",
+        f"{results['date']}, {results['machine']['cpus']} x {results['machine']['cpu']}, "
+        f"Python {results['machine']['python']}, load generator: {results['load_generator']} "
+        f"on the same cores; server: {results['server_environment']}.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
