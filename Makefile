@@ -11,7 +11,7 @@ RUN_STORE ?= file://$(CURDIR)/.local/store
 RUN_DATA ?= data/creditcard_dev.csv.gz
 RUN_WORK ?= .local/work
 
-.PHONY: install run test lint typecheck pytest bench lock clean
+.PHONY: install run test lint typecheck pytest bench bench-train lock clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ $(SERVE_VENV)/.installed: requirements/serve.lock pyproject.toml
 
 bench: install $(SERVE_VENV)/.installed
 	$(BIN)/python -m bench.run --serve-python $(CURDIR)/$(SERVE_VENV)/bin/python
+
+## bench-train: training time and peak memory at the full dataset's size (284,807 rows).
+bench-train: install
+	$(BIN)/python -m bench.train_scale
 
 ## lock: regenerate the hash-pinned lock files from pyproject.toml (needs uv).
 lock:
