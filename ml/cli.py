@@ -195,6 +195,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ml.bundle import load_bundle, load_bundle_dir
     from ml.data import load_dataset
+    from ml.evaluate import REPORTED_METRICS
     from ml.promote import evaluate_bundle
     from ml.store import fetch_version, open_store
 
@@ -216,17 +217,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _print_json(payload)
     else:
         m = result.metrics
-        keys = (
-            "f1",
-            "precision",
-            "recall",
-            "pr_auc",
-            "roc_auc",
-            "f1_at_production_prevalence",
-            "precision_at_production_prevalence",
-            "prevalence",
-            "threshold",
-        )
+        keys = (*REPORTED_METRICS, "threshold")
         print(f"bundle {bundle.version} on {data.path} ({data.n_rows} rows, {data.n_fraud} frauds)")
         print(table([(k, f"{m[k]:.4f}") for k in keys], ("metric", "value")))
     return EXIT_OK

@@ -17,6 +17,18 @@ from sklearn.metrics import (
 
 from ml.schema import PRODUCTION_FRAUDS, PRODUCTION_LEGIT, PRODUCTION_PREVALENCE
 
+# The scalar metrics every table prints, in order.
+REPORTED_METRICS = (
+    "f1",
+    "precision",
+    "recall",
+    "pr_auc",
+    "roc_auc",
+    "f1_at_production_prevalence",
+    "precision_at_production_prevalence",
+    "prevalence",
+)
+
 
 def production_weights(y: np.ndarray) -> np.ndarray:
     """Per-row weights that make the weighted fraud prevalence equal production's 0.172 %.

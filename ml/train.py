@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from ml.bundle import Manifest, build_bundle_files
-from ml.evaluate import best_f1_threshold, classification_metrics
+from ml.evaluate import REPORTED_METRICS, best_f1_threshold, classification_metrics
 from ml.features import TransactionFeatures
 
 if TYPE_CHECKING:  # ml.data needs pandas; `fraudctl serve` imports this module without it
@@ -183,18 +183,7 @@ def _plain(value: Any) -> Any:
 def summary_rows(manifest: Manifest) -> list[tuple[str, str, str]]:
     """(metric, validation, test) rows for the end-of-training table."""
     val, test = manifest.metrics["validation"], manifest.metrics["test"]
-    rows = []
-    for key in (
-        "f1",
-        "precision",
-        "recall",
-        "pr_auc",
-        "roc_auc",
-        "f1_at_production_prevalence",
-        "precision_at_production_prevalence",
-        "prevalence",
-    ):
-        rows.append((key, f"{val[key]:.4f}", f"{test[key]:.4f}"))
+    rows = [(key, f"{val[key]:.4f}", f"{test[key]:.4f}") for key in REPORTED_METRICS]
     cm_val, cm_test = val["confusion_matrix"], test["confusion_matrix"]
     rows.append(("tn / fp / fn / tp", _cm(cm_val), _cm(cm_test)))
     return rows

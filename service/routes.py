@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 import numpy as np
@@ -143,16 +144,7 @@ async def reload(request: Request, registry: RegistryDep) -> Response:
     except (StoreError, BundleError) as exc:
         raise as_service_error(exc) from exc
     request_state(request.scope)["model_version"] = outcome.version
-    return json_response(
-        {
-            "previous_version": outcome.previous_version,
-            "version": outcome.version,
-            "changed": outcome.changed,
-            "took_ms": outcome.took_ms,
-            "workers_confirmed": outcome.workers_confirmed,
-            "workers_total": outcome.workers_total,
-        }
-    )
+    return json_response(asdict(outcome))
 
 
 @router.get("/health/live")

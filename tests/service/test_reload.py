@@ -45,6 +45,13 @@ def with_manifest(files: dict[str, bytes], **changes: Any) -> dict[str, bytes]:
     return {**files, MANIFEST_FILE: json.dumps(manifest).encode()}
 
 
+def promote_second(store: LocalStore, files: dict[str, bytes]) -> Path:
+    """Promote the second bundle; return its directory in the store, to damage it."""
+    version = load_bundle(files).version
+    promote_files(store, files, version)
+    return store.root / "models" / version
+
+
 def test_reload_swaps_to_the_promoted_version(
     client: TestClient,
     local_store: LocalStore,
@@ -120,9 +127,7 @@ def test_missing_file(
     bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
-    v2 = load_bundle(other_bundle_files).version
-    promote_files(local_store, other_bundle_files, v2)
-    (local_store.root / "models" / v2 / "preprocessor.joblib").unlink()
+    (promote_second(local_store, other_bundle_files) / "preprocessor.joblib").unlink()
     _assert_failed_but_serving(
         client, bundle_version, 502, "bundle_not_found", "preprocessor.joblib does not exist"
     )
@@ -134,9 +139,7 @@ def test_tampered_file(
     bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
-    v2 = load_bundle(other_bundle_files).version
-    promote_files(local_store, other_bundle_files, v2)
-    model = local_store.root / "models" / v2 / MODEL_FILE
+    model = promote_second(local_store, other_bundle_files) / MODEL_FILE
     model.write_bytes(model.read_bytes()[:-1] + b"\x00")
     _assert_failed_but_serving(
         client, bundle_version, 502, "checksum_mismatch", "model.joblib has sha256"
@@ -149,9 +152,7 @@ def test_tampered_manifest(
     bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
-    v2 = load_bundle(other_bundle_files).version
-    promote_files(local_store, other_bundle_files, v2)
-    manifest = local_store.root / "models" / v2 / MANIFEST_FILE
+    manifest = promote_second(local_store, other_bundle_files) / MANIFEST_FILE
     manifest.write_bytes(manifest.read_bytes().replace(b'"threshold"', b'"threshold" '))
     _assert_failed_but_serving(
         client, bundle_version, 502, "checksum_mismatch", "the pointer expects"
