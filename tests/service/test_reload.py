@@ -268,3 +268,22 @@ def test_reload_publishes_nothing_on_failure(
     before = sorted(p.name for p in local_store.root.rglob("*"))
     client.post("/reload", headers=ADMIN)
     assert sorted(p.name for p in local_store.root.rglob("*")) == before
+
+
+def test_unreachable_store_at_start_up_is_live_but_not_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in (
+        AWS_ENV | {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{free_port()}"}
+    ).items():
+        monkeypatch.setenv(key, value)
+    store = S3Store("bucket", "fraud")
+    app = create_app(make_settings(store.uri), store=store)
+    with TestClient(app) as client:
+        assert client.get("/health/live").status_code == 200
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert "StoreUnavailable" in ready.json()["error"]["message"]
+        assert "Could not connect to the endpoint URL" in ready.json()["error"]["message"]
+        text = client.get("/metrics").text
+        assert 'fraud_model_reloads_total{result="failure",trigger="startup"}' in text
