@@ -14,6 +14,16 @@ def request_state(scope: Scope) -> dict[str, Any]:
     return state
 
 
+def header(scope: Scope, name: bytes) -> str | None:
+    """A request header straight from the ASGI scope (servers send names in lower case);
+    cheaper than building Starlette's `Headers` on the hot path."""
+    for key, value in scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 def request_id_of(scope: Scope) -> str | None:
     value = scope.get(_KEY, {}).get("request_id")
     return value if isinstance(value, str) else None

@@ -51,12 +51,13 @@ class MicroBatcher:
         self._get_bundle = get_bundle
         self._on_batch = on_batch
         self._max_rows = max_rows
-        self._pending: list[tuple[np.ndarray, asyncio.Future[tuple[float, ModelBundle]]]] = []
+        self._pending: list[tuple[list[float], asyncio.Future[tuple[float, ModelBundle]]]] = []
         self._scheduled = False
         self.batches = 0
         self.rows = 0
 
-    def score_one(self, row: np.ndarray) -> asyncio.Future[tuple[float, ModelBundle]]:
+    def score_one(self, row: list[float]) -> asyncio.Future[tuple[float, ModelBundle]]:
+        """Queue one row of raw features; the future gets (probability, bundle used)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[float, ModelBundle]] = loop.create_future()
         self._pending.append((row, future))
@@ -73,7 +74,7 @@ class MicroBatcher:
             asyncio.get_running_loop().call_soon(self._flush)
         try:
             bundle = self._get_bundle()
-            probabilities = bundle.score(np.vstack([row for row, _ in pending]))
+            probabilities = bundle.score(np.array([row for row, _ in pending], dtype=np.float64))
         except Exception as exc:  # noqa: BLE001 - not swallowed: every waiting request gets it
             for _, future in pending:
                 if not future.done():

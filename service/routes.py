@@ -14,7 +14,7 @@ from starlette.responses import Response
 from ml.bundle import FEATURE_NAMES, BundleError
 from ml.store import StoreError
 from service.auth import HEADER, Scope
-from service.context import request_id_of, request_state
+from service.context import header, request_id_of, request_state
 from service.deps import AdminKey, PredictKey, RegistryDep, SettingsDep
 from service.errors import NotReady, PayloadTooLarge, error_body, invalid_request
 from service.predictor import MicroBatcher, score_batch
@@ -29,6 +29,7 @@ from service.schemas import (
 
 router = APIRouter()
 Body = TypeVar("Body", bound=BaseModel)
+HEADER_KEY = HEADER.lower().encode()
 
 
 def json_response(payload: Any, status_code: int = 200) -> Response:
@@ -64,7 +65,7 @@ def _documented(model: type[BaseModel]) -> dict[str, Any]:
 
 
 async def _parse(request: Request, model: type[Body]) -> Body:
-    request.app.state.keys.check(request.headers.get(HEADER), Scope.PREDICT)
+    request.app.state.keys.check(header(request.scope, HEADER_KEY), Scope.PREDICT)
     raw = await request.body()
     try:
         return model.model_validate_json(raw)
@@ -75,9 +76,9 @@ async def _parse(request: Request, model: type[Body]) -> Body:
 @router.post("/predict", response_model=PredictResponse, openapi_extra=_documented(PredictRequest))
 async def predict(request: Request) -> Response:
     body = await _parse(request, PredictRequest)
-    row = np.asarray([_row(body.features if body.features is not None else body.transaction)])
     batcher: MicroBatcher = request.app.state.batcher
-    probability, bundle = await batcher.score_one(row)
+    features = body.features if body.features is not None else body.transaction
+    probability, bundle = await batcher.score_one(_row(features))
     threshold = body.threshold if body.threshold is not None else bundle.threshold
     is_fraud = probability >= threshold
     request_state(request.scope)["model_version"] = bundle.version
