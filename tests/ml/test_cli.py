@@ -1,0 +1,81 @@
+"""fraudctl retrain (the training image's job) and run-local (what `make run` runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ml.cli import main
+from ml.store import LocalStore, read_history
+from tests.conftest import DEV_DATA, REPO, free_port
+from tests.server import PREDICT_BODY, once
+
+
+def test_retrain_promotes_then_keeps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FRAUD_NOTIFY_URLS", raising=False)
+    store = tmp_path / "store"
+    argv = ["retrain", "--store", str(store), "--data", str(DEV_DATA)]
+    assert main(argv) == 0
+    assert "no production model yet" in capsys.readouterr().err
+    assert main(argv) == 3  # the same data and seed: an equal candidate, production kept
+    assert main([*argv, "--ok-if-kept"]) == 0
+    assert [p.action for p in read_history(LocalStore(store))] == ["promote"]
+
+
+def test_run_local_trains_promotes_and_serves(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+    env["FRAUD_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ml.cli",
+                "run-local",
+                "--store",
+                str(tmp_path / "store"),
+                "--work-dir",
+                str(tmp_path / "work"),
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if once(port, "GET", "/health/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        text = log.read_text()
+        assert "PROMOTED" in text
+        keys = dict(re.findall(r"generated (FRAUD_\w+)=(\S+)", text))
+        assert set(keys) == {"FRAUD_API_KEYS", "FRAUD_ADMIN_API_KEYS"}
+        status, body = once(
+            port, "POST", "/predict", PREDICT_BODY, {"X-API-Key": keys["FRAUD_API_KEYS"]}
+        )
+        assert status == 200, body
+        assert (tmp_path / "work" / "report" / "pr_curve.png").exists()
+        assert json.loads((tmp_path / "work" / "report" / "report.json").read_text())["promoted"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
