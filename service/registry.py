@@ -33,6 +33,8 @@ class NoProductionModel(StoreError):
 
 @dataclass(frozen=True)
 class ReloadOutcome:
+    """What /reload answers (and documents in OpenAPI)."""
+
     previous_version: str | None
     version: str
     changed: bool

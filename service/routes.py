@@ -18,13 +18,12 @@ from service.context import header, request_id_of, request_state
 from service.deps import AdminKey, PredictKey, RegistryDep, SettingsDep
 from service.errors import NotReady, PayloadTooLarge, error_body, invalid_request
 from service.predictor import MicroBatcher, score_batch
-from service.registry import as_service_error
+from service.registry import ReloadOutcome, as_service_error
 from service.schemas import (
     BatchRequest,
     BatchResponse,
     PredictRequest,
     PredictResponse,
-    ReloadResponse,
 )
 
 router = APIRouter()
@@ -138,7 +137,7 @@ async def model(registry: RegistryDep) -> Response:
     return json_response(bundle.manifest.summary() | {"manifest_sha256": bundle.manifest_sha256})
 
 
-@router.post("/reload", response_model=ReloadResponse, dependencies=[AdminKey])
+@router.post("/reload", response_model=ReloadOutcome, dependencies=[AdminKey])
 async def reload(request: Request, registry: RegistryDep) -> Response:
     try:
         outcome = await registry.reload("api")

@@ -95,12 +95,3 @@ class BatchResponse(BaseModel):
     model_version: str
     threshold: float
     predictions: list[BatchPrediction]
-
-
-class ReloadResponse(BaseModel):
-    previous_version: str | None
-    version: str
-    changed: bool
-    took_ms: float
-    workers_confirmed: int
-    workers_total: int

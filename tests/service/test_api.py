@@ -310,3 +310,14 @@ def test_access_log_has_one_json_line_per_request_without_secrets(
     everything = json.dumps(lines)
     assert str(marker) not in everything
     assert AUTH["X-API-Key"] not in everything
+
+
+def test_openapi_documents_the_hand_parsed_bodies(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    predict = spec["paths"]["/predict"]["post"]
+    body = predict["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"features", "transaction", "threshold"}
+    assert {"name": "X-API-Key", "in": "header"}.items() <= predict["parameters"][0].items()
+    batch = spec["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
+    assert "transactions" in batch["application/json"]["schema"]["properties"]
+    assert "ReloadOutcome" in spec["components"]["schemas"]
