@@ -35,12 +35,12 @@ import boto3
 import numpy as np
 
 from bench.loadgen import LoadResult, run_load, wrk_available
-from ml.bundle import MANIFEST_FILE, load_bundle, sha256_hex
 from ml.data import load_dataset
-from ml.store import Pointer, S3Store, publish_version, utc_now
+from ml.store import S3Store
 from ml.train import train_bundle
 from tests.conftest import AWS_ENV, DEV_DATA, free_port, stop_process, wait_for_port
 from tests.server import ServiceProcess, once
+from tests.service.conftest import promote_files
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY, ADMIN_KEY = "bench-key", "bench-admin"
@@ -57,22 +57,6 @@ def start_moto(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     )
     wait_for_port(port)
     return proc, f"http://127.0.0.1:{port}"
-
-
-def point_at(store: S3Store, files: dict[str, bytes]) -> str:
-    version = load_bundle(files).version
-    publish_version(store, version, files)
-    state = store.current_pointer()
-    store.swap_pointer(
-        Pointer(
-            version,
-            sha256_hex(files[MANIFEST_FILE]),
-            state.pointer.version if state.pointer else None,
-            utc_now(),
-        ),
-        state.etag,
-    )
-    return version
 
 
 def worker_rss_mb(master_pid: int) -> list[float]:
@@ -143,7 +127,7 @@ def reload_cycles(
     cycle = 0
     while not stop.wait(2.0):
         cycle += 1
-        point_at(store, bundles[cycle % len(bundles)])
+        promote_files(store, bundles[cycle % len(bundles)])
         status, body = once(port, "POST", "/reload", headers={"X-API-Key": ADMIN_KEY})
         log.append(
             {
@@ -199,7 +183,7 @@ def main() -> None:
             bucket = f"bench-{uuid.uuid4().hex[:8]}"
             boto3.client("s3").create_bucket(Bucket=bucket)
             store = S3Store(bucket, "fraud")
-            point_at(store, bundles[0])
+            promote_files(store, bundles[0])
             env = {
                 "FRAUD_STORE_URI": store.uri,
                 "FRAUD_API_KEYS": API_KEY,

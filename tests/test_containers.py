@@ -222,7 +222,7 @@ def test_the_container_command_serves_from_the_image_files_alone(
 ) -> None:
     app = stage_api_image(tmp_path)
     assert not (app / "ml" / "train.py").exists()  # training code is not in the image
-    promote_files(s3_store, bundle_files, bundle_version)
+    promote_files(s3_store, bundle_files)
     port = free_port()
     env = {
         **os.environ,

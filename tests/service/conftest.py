@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ml.bundle import MANIFEST_FILE, sha256_hex
+from ml.bundle import MANIFEST_FILE, Manifest, sha256_hex
 from ml.store import ArtifactStore, LocalStore, Pointer, publish_version, utc_now
 from service.app import create_app
 from service.settings import Settings
@@ -33,8 +33,11 @@ def make_settings(store_uri: str, **overrides: Any) -> Settings:
     return Settings(**(values | overrides))
 
 
-def promote_files(store: ArtifactStore, files: dict[str, bytes], version: str) -> None:
-    """Publish a version and point production at it, as `fraudctl promote` would."""
+def promote_files(store: ArtifactStore, files: dict[str, bytes]) -> str:
+    """Publish a bundle under the version its manifest names and point production at it, as
+    `fraudctl promote` would; return the version. The manifest is read, not verified: tests
+    promote deliberately broken bundles too."""
+    version = Manifest.from_json(files[MANIFEST_FILE]).version
     publish_version(store, version, files)
     state = store.current_pointer()
     store.swap_pointer(
@@ -46,6 +49,7 @@ def promote_files(store: ArtifactStore, files: dict[str, bytes], version: str) -
         ),
         expected_etag=state.etag,
     )
+    return version
 
 
 def wait_ready(client: TestClient, timeout: float = 10.0) -> None:
@@ -60,7 +64,7 @@ def wait_ready(client: TestClient, timeout: float = 10.0) -> None:
 @pytest.fixture
 def local_store(tmp_path: Path, bundle_files: dict[str, bytes], bundle_version: str) -> LocalStore:
     store = LocalStore(tmp_path / "store")
-    promote_files(store, bundle_files, bundle_version)
+    promote_files(store, bundle_files)
     return store
 
 

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
-from ml.bundle import MANIFEST_FILE, MODEL_FILE, load_bundle
+from ml.bundle import MANIFEST_FILE, MODEL_FILE
 from ml.store import LocalStore, Pointer, S3Store, utc_now
 from service.app import create_app
 from tests.conftest import AWS_ENV, free_port, stop_process, wait_for_port
@@ -47,9 +47,7 @@ def with_manifest(files: dict[str, bytes], **changes: Any) -> dict[str, bytes]:
 
 def promote_second(store: LocalStore, files: dict[str, bytes]) -> Path:
     """Promote the second bundle; return its directory in the store, to damage it."""
-    version = load_bundle(files).version
-    promote_files(store, files, version)
-    return store.root / "models" / version
+    return store.root / "models" / promote_files(store, files)
 
 
 def test_reload_swaps_to_the_promoted_version(
@@ -58,8 +56,7 @@ def test_reload_swaps_to_the_promoted_version(
     bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
-    v2 = load_bundle(other_bundle_files).version
-    promote_files(local_store, other_bundle_files, v2)
+    v2 = promote_files(local_store, other_bundle_files)
     response = client.post("/reload", headers=ADMIN)
     assert response.status_code == 200
     body = response.json()
@@ -82,7 +79,7 @@ def test_rollback_is_just_pointing_back(
 ) -> None:
     from ml.promote import rollback
 
-    promote_files(local_store, other_bundle_files, load_bundle(other_bundle_files).version)
+    promote_files(local_store, other_bundle_files)
     client.post("/reload", headers=ADMIN)
     rollback(local_store)
     assert client.post("/reload", headers=ADMIN).json()["version"] == bundle_version
@@ -167,7 +164,7 @@ def test_other_scikit_learn_version(
 ) -> None:
     runtime = json.loads(other_bundle_files[MANIFEST_FILE])["runtime"] | {"scikit-learn": "1.2.0"}
     files = with_manifest(other_bundle_files, runtime=runtime, version="v-old-sklearn")
-    promote_files(local_store, files, "v-old-sklearn")
+    promote_files(local_store, files)
     _assert_failed_but_serving(
         client, bundle_version, 502, "incompatible_runtime", "built with scikit-learn 1.2.0"
     )
@@ -182,7 +179,7 @@ def test_canary_mismatch(
     canary = json.loads(other_bundle_files[MANIFEST_FILE])["canary"]
     canary["fraud_probability"] = [p + 1e-6 for p in canary["fraud_probability"]]
     files = with_manifest(other_bundle_files, canary=canary, version="v-bad-canary")
-    promote_files(local_store, files, "v-bad-canary")
+    promote_files(local_store, files)
     _assert_failed_but_serving(
         client, bundle_version, 502, "canary_mismatch", "canary rows scored via"
     )
@@ -191,8 +188,7 @@ def test_canary_mismatch(
 def test_concurrent_reloads_are_serialised(
     client: TestClient, local_store: LocalStore, other_bundle_files: dict[str, bytes]
 ) -> None:
-    v2 = load_bundle(other_bundle_files).version
-    promote_files(local_store, other_bundle_files, v2)
+    v2 = promote_files(local_store, other_bundle_files)
     results: list[dict[str, Any]] = []
     barrier = threading.Barrier(6)
 
@@ -220,7 +216,7 @@ def test_not_ready_until_something_is_promoted(
         assert ready.status_code == 503
         assert "has no production.json" in ready.json()["error"]["message"]
         assert client.post("/predict", json=ROW, headers=AUTH).status_code == 503
-        promote_files(store, bundle_files, bundle_version)
+        promote_files(store, bundle_files)
         wait_ready(client)  # the start-up loop retries with backoff and gets there
         assert served_version(client) == bundle_version
 
@@ -247,7 +243,7 @@ def test_unreachable_store_keeps_serving(
         bucket = f"b-{uuid.uuid4().hex[:10]}"
         boto3.client("s3").create_bucket(Bucket=bucket)
         store = S3Store(bucket, "fraud")
-        promote_files(store, bundle_files, bundle_version)
+        promote_files(store, bundle_files)
         app = create_app(make_settings(store.uri), store=store)
         with TestClient(app) as client:
             wait_ready(client)

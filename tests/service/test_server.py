@@ -42,9 +42,9 @@ def third_bundle_files(small_dataset: Dataset) -> dict[str, bytes]:
 
 @pytest.fixture
 def service(
-    tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes], bundle_version: str
+    tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes]
 ) -> Iterator[ServiceProcess]:
-    promote_files(s3_store, bundle_files, bundle_version)
+    promote_files(s3_store, bundle_files)
     server = ServiceProcess(tmp_path, server_env(s3_store)).start()
     try:
         server.wait_ready()
@@ -89,8 +89,7 @@ def test_reload_reaches_every_worker(
     bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
-    v2 = load_bundle(other_bundle_files).version
-    promote_files(s3_store, other_bundle_files, v2)
+    v2 = promote_files(s3_store, other_bundle_files)
     status, body = once(service.port, "POST", "/reload", headers=ADMIN)
     assert status == 200, body
     assert body["previous_version"] == bundle_version
@@ -112,19 +111,18 @@ def test_failed_reload_keeps_every_worker_serving(
         s3_store.swap_pointer(Pointer("v-missing", "0" * 64, bundle_version, utc_now()), state.etag)
         expected = (502, "bundle_not_found")
     elif case == "tampered-file":
-        v2 = load_bundle(other_bundle_files).version
         tampered = {
             **other_bundle_files,
             "model.joblib": other_bundle_files["model.joblib"][:-1] + b"\x01",
         }
-        promote_files(s3_store, tampered, v2)
+        promote_files(s3_store, tampered)
         expected = (502, "checksum_mismatch")
     else:
         manifest = json.loads(other_bundle_files[MANIFEST_FILE])
         manifest["canary"]["fraud_probability"][0] += 1e-3
         manifest["version"] = "v-bad-canary"
         files = {**other_bundle_files, MANIFEST_FILE: json.dumps(manifest).encode()}
-        promote_files(s3_store, files, "v-bad-canary")
+        promote_files(s3_store, files)
         expected = (502, "canary_mismatch")
     status, body = once(service.port, "POST", "/reload", headers=ADMIN)
     assert (status, body["error"]["code"]) == expected
@@ -141,13 +139,12 @@ def test_every_worker_converges_by_polling_alone(
     bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
-    promote_files(s3_store, bundle_files, bundle_version)
+    promote_files(s3_store, bundle_files)
     server = ServiceProcess(tmp_path, server_env(s3_store, FRAUD_MODEL_POLL_INTERVAL_S="0.5"))
     server.start()
     try:
         server.wait_ready()
-        v2 = load_bundle(other_bundle_files).version
-        promote_files(s3_store, other_bundle_files, v2)  # nobody calls /reload
+        v2 = promote_files(s3_store, other_bundle_files)  # nobody calls /reload
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if versions_seen(server.port, 20) == Counter({v2: 20}):
@@ -209,7 +206,7 @@ def test_no_failed_request_during_promote_and_reload_cycles_under_load(
             cycle += 1
             version, files = bundles[cycle % 3]
             if cycle < 3:
-                promote_files(s3_store, files, version)
+                promote_files(s3_store, files)
             else:  # versions exist already: point production back at them (a rollback)
                 state = s3_store.current_pointer()
                 sha = load_bundle(files).manifest_sha256
