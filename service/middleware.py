@@ -18,7 +18,12 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from service.context import request_state
-from service.errors import PayloadTooLarge, UnsupportedMediaType, error_body
+from service.errors import (
+    PayloadTooLarge,
+    ServiceError,
+    UnsupportedMediaType,
+    error_response,
+)
 from service.logging import get_logger
 from service.metrics import Metrics
 
@@ -73,25 +78,20 @@ class RequestMiddleware:
         try:
             refusal = self._guard(scope, headers)
             if refusal is not None:
-                await self._respond(
-                    send_with_id, refusal.status_code, refusal.code, refusal.message, request_id
-                )
+                await error_response(refusal, request_id)(scope, receive, send_with_id)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
         except Exception:  # noqa: BLE001 - last resort: logged with traceback, answered 500
             access_log.exception("unhandled_error", request_id=request_id, path=scope["path"])
             if not response_started:
-                await self._respond(
-                    send_with_id,
-                    500,
-                    "internal_error",
-                    "internal error; quote the request_id when reporting it",
-                    request_id,
-                )
+                failure = ServiceError("internal error; quote the request_id when reporting it")
+                await error_response(failure, request_id)(scope, receive, send_with_id)
         finally:
             self._record(scope, state, status, started, request_id)
 
-    def _guard(self, scope: MutableMapping[str, Any], headers: dict[bytes, bytes]) -> Any:
+    def _guard(
+        self, scope: MutableMapping[str, Any], headers: dict[bytes, bytes]
+    ) -> ServiceError | None:
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             return None
         length = headers.get(b"content-length")
@@ -135,21 +135,6 @@ class RequestMiddleware:
             return message
 
         return limited_receive
-
-    @staticmethod
-    async def _respond(send: Send, status: int, code: str, message: str, request_id: str) -> None:
-        body = error_body(code, message, request_id)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
     def _record(
         self,

@@ -16,7 +16,7 @@ from ml.store import StoreError
 from service.auth import HEADER, Scope
 from service.context import header, request_id_of, request_state
 from service.deps import AdminKey, PredictKey, RegistryDep, SettingsDep
-from service.errors import NotReady, PayloadTooLarge, error_body, invalid_request
+from service.errors import NotReady, PayloadTooLarge, error_response, invalid_request
 from service.predictor import MicroBatcher, score_batch
 from service.registry import ReloadOutcome, as_service_error
 from service.schemas import (
@@ -157,11 +157,7 @@ async def ready(request: Request, registry: RegistryDep) -> Response:
     bundle = registry.bundle
     if bundle is None:
         reason = f"no verified model loaded: {registry.not_ready_reason}"
-        return Response(
-            error_body(NotReady.code, reason, request_id_of(request.scope)),
-            status_code=503,
-            media_type="application/json",
-        )
+        return error_response(NotReady(reason), request_id_of(request.scope))
     return json_response({"status": "ready", "model_version": bundle.version})
 
 

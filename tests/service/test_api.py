@@ -321,3 +321,26 @@ def test_openapi_documents_the_hand_parsed_bodies(client: TestClient) -> None:
     batch = spec["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
     assert "transactions" in batch["application/json"]["schema"]["properties"]
     assert "ReloadOutcome" in spec["components"]["schemas"]
+
+
+def test_a_bug_becomes_a_logged_500_with_the_request_id(local_store: Any) -> None:
+    app = create_app(make_settings(local_store.uri), store=local_store)
+
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/boom", boom)
+    with TestClient(app) as client:
+        response = client.get("/boom", headers={"X-Request-ID": "trace-1"})
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {
+            "code": "internal_error",
+            "message": "internal error; quote the request_id when reporting it",
+        },
+        "request_id": "trace-1",
+    }
+    assert response.headers["x-request-id"] == "trace-1"
+    assert 'fraud_http_requests_total{method="GET",route="/boom",status="500"} 1.0' in (
+        app.state.metrics.render()[0].decode()
+    )
