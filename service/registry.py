@@ -105,14 +105,11 @@ class ModelRegistry:
     async def reload(self, trigger: str = "api") -> ReloadOutcome:
         """Follow production.json now. Raises the cause on failure; the old bundle stays."""
         started = time.perf_counter()
-        async with self._lock:
-            previous = self._bundle
-            try:
-                state = await asyncio.to_thread(self._store.current_pointer)
-                changed = await self._install_from_pointer(state, trigger)
-            except (StoreError, BundleError) as exc:
-                self._record_failure(trigger, exc)
-                raise
+        try:
+            previous, changed = await self._follow_pointer(trigger)
+        except (StoreError, BundleError) as exc:
+            self._record_failure(trigger, exc)
+            raise
         current = self.require_bundle()
         confirmed, total = 1, 1
         if self._peers is not None:
@@ -127,6 +124,18 @@ class ModelRegistry:
             workers_confirmed=confirmed,
             workers_total=total,
         )
+
+    async def _follow_pointer(
+        self, trigger: str, state: PointerState | None = None
+    ) -> tuple[ModelBundle | None, bool]:
+        """Install what production.json names (read now unless `state` is given), under the
+        lock. Returns the bundle served before (read under the lock, so concurrent reloads
+        each see the one they replaced) and whether it changed."""
+        async with self._lock:
+            previous = self._bundle
+            if state is None:
+                state = await asyncio.to_thread(self._store.current_pointer)
+            return previous, await self._install_from_pointer(state, trigger)
 
     async def _install_from_pointer(self, state: PointerState, trigger: str) -> bool:
         pointer = state.pointer
@@ -206,9 +215,7 @@ class ModelRegistry:
         while True:
             attempt += 1
             try:
-                async with self._lock:
-                    state = await asyncio.to_thread(self._store.current_pointer)
-                    await self._install_from_pointer(state, "startup")
+                await self._follow_pointer("startup")
                 self._first_load.set()
                 return
             except (StoreError, BundleError) as exc:
@@ -226,8 +233,7 @@ class ModelRegistry:
                 state = await asyncio.to_thread(self._store.read_pointer, self._etag)
                 if state is None:
                     continue  # unchanged
-                async with self._lock:
-                    await self._install_from_pointer(state, "poll")
+                await self._follow_pointer("poll", state)
             except (StoreError, BundleError) as exc:
                 self._record_failure("poll", exc)
 
