@@ -53,8 +53,6 @@ class MicroBatcher:
         self._max_rows = max_rows
         self._pending: list[tuple[list[float], asyncio.Future[tuple[float, ModelBundle]]]] = []
         self._scheduled = False
-        self.batches = 0
-        self.rows = 0
 
     def score_one(self, row: list[float]) -> asyncio.Future[tuple[float, ModelBundle]]:
         """Queue one row of raw features; the future gets (probability, bundle used)."""
@@ -80,8 +78,6 @@ class MicroBatcher:
                 if not future.done():
                     future.set_exception(exc)
             return
-        self.batches += 1
-        self.rows += len(pending)
         if self._on_batch is not None:
             self._on_batch(len(pending))
         for (_, future), probability in zip(pending, probabilities, strict=True):
