@@ -26,6 +26,7 @@ import sklearn
 
 from ml.schema import FEATURE_NAMES as FEATURE_NAMES  # re-exported for the service
 from ml.scoring import MAX_FAST_ROWS, FlatTreeEnsemble, fast_scorer_for
+from ml.store import ArtifactStore, fetch_version
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.joblib"
@@ -195,6 +196,16 @@ def read_bundle_dir(directory: Path) -> dict[str, bytes]:
 
 def load_bundle_dir(directory: Path) -> ModelBundle:
     return load_bundle(read_bundle_dir(directory))
+
+
+def load_version(
+    store: ArtifactStore, version: str, *, expected_manifest_sha256: str | None = None
+) -> ModelBundle:
+    """Fetch `models/<version>/` from the store and verify it like any bundle. Pass the
+    manifest sha256 that production.json names when following the pointer."""
+    return load_bundle(
+        fetch_version(store, version), expected_manifest_sha256=expected_manifest_sha256
+    )
 
 
 def load_bundle(

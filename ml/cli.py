@@ -193,11 +193,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ml.bundle import load_bundle, load_bundle_dir
+    from ml.bundle import load_bundle_dir, load_version
     from ml.data import load_dataset
     from ml.evaluate import REPORTED_METRICS
     from ml.promote import evaluate_bundle
-    from ml.store import fetch_version, open_store
+    from ml.store import open_store
 
     if args.bundle is not None:
         bundle = load_bundle_dir(args.bundle)
@@ -209,7 +209,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             _say(f"fraudctl evaluate: {store.uri} has no production model; pass --version")
             return EXIT_ERROR
         expected = pointer.manifest_sha256 if pointer and pointer.version == version else None
-        bundle = load_bundle(fetch_version(store, version), expected_manifest_sha256=expected)
+        bundle = load_version(store, version, expected_manifest_sha256=expected)
     data = load_dataset(args.data)
     result = evaluate_bundle(bundle, data)
     payload = {"version": bundle.version, "data": data.fingerprint(), "metrics": result.metrics}

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.bundle import MANIFEST_FILE, ModelBundle, load_bundle, read_bundle_dir, sha256_hex
+from ml.bundle import ModelBundle, load_bundle, load_version, read_bundle_dir
 from ml.data import Dataset, load_dataset
 from ml.errors import PromotionError
 from ml.evaluate import classification_metrics
@@ -31,7 +31,6 @@ from ml.store import (
     ArtifactStore,
     Pointer,
     PointerConflict,
-    fetch_version,
     publish_version,
     record_history,
     utc_now,
@@ -137,9 +136,8 @@ def promote(
     data = load_dataset(data_path)  # both classes required: F1 is undefined otherwise
     production: Evaluated | None = None
     if state.pointer is not None:
-        production_files = fetch_version(store, state.pointer.version)
-        production_bundle = load_bundle(
-            production_files, expected_manifest_sha256=state.pointer.manifest_sha256
+        production_bundle = load_version(
+            store, state.pointer.version, expected_manifest_sha256=state.pointer.manifest_sha256
         )
         production = evaluate_bundle(production_bundle, data)
     candidate = evaluate_bundle(candidate_bundle, data)
@@ -163,7 +161,7 @@ def promote(
     publish_version(store, version, candidate_files)
     pointer = Pointer(
         version=version,
-        manifest_sha256=sha256_hex(candidate_files[MANIFEST_FILE]),
+        manifest_sha256=candidate_bundle.manifest_sha256,
         previous_version=state.pointer.version if state.pointer else None,
         promoted_at=utc_now(),
         promoted_by=promoted_by or who(),
@@ -204,8 +202,7 @@ def rollback(
         )
     if target == state.pointer.version:
         raise PromotionError(f"{target} is already production")
-    files = fetch_version(store, target)
-    bundle = load_bundle(files)  # never roll back onto a bundle that would not load
+    bundle = load_version(store, target)  # never roll back onto a bundle that would not load
     pointer = Pointer(
         version=bundle.version,
         manifest_sha256=bundle.manifest_sha256,

@@ -17,8 +17,8 @@ import random
 import time
 from dataclasses import dataclass
 
-from ml.bundle import BundleError, ModelBundle, load_bundle
-from ml.store import ArtifactStore, PointerState, StoreError, fetch_version
+from ml.bundle import BundleError, ModelBundle, load_version
+from ml.store import ArtifactStore, PointerState, StoreError
 from service.coordination import PeerChannel
 from service.errors import BadGateway, NotReady, ServiceError
 from service.logging import get_logger
@@ -167,8 +167,7 @@ class ModelRegistry:
         )
 
     def _fetch_and_verify(self, version: str, manifest_sha256: str) -> ModelBundle:
-        files = fetch_version(self._store, version)
-        return load_bundle(files, expected_manifest_sha256=manifest_sha256)
+        return load_version(self._store, version, expected_manifest_sha256=manifest_sha256)
 
     def _record_failure(self, trigger: str, exc: Exception) -> None:
         self._metrics.reloads.labels(trigger, "failure").inc()
