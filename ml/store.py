@@ -56,6 +56,10 @@ class ObjectExists(StoreError):
     pass
 
 
+class NotModified(StoreError):
+    """A conditional read found the object unchanged (HTTP 304)."""
+
+
 class PointerConflict(StoreError):
     """Somebody else changed production.json since we read it."""
 
@@ -254,8 +258,6 @@ class S3Store(ArtifactStore):
         return sorted(keys)
 
     def read_pointer(self, if_none_match: str | None = None) -> PointerState | None:
-        from botocore.exceptions import ClientError
-
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(POINTER_KEY)}
         if if_none_match is not None:
             kwargs["IfNoneMatch"] = if_none_match
@@ -264,11 +266,8 @@ class S3Store(ArtifactStore):
                 response = self._client.get_object(**kwargs)
         except ObjectNotFound:
             return PointerState(None, None)
-        except StoreError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and _status(cause) == 304:
-                return None
-            raise
+        except NotModified:
+            return None
         return PointerState(Pointer.from_json(response["Body"].read()), response["ETag"])
 
     def swap_pointer(self, pointer: Pointer, expected_etag: str | None) -> str:
@@ -295,7 +294,7 @@ class S3Store(ArtifactStore):
             status = _status(exc)
             code = exc.response.get("Error", {}).get("Code", "")
             if status == 304:
-                raise StoreError(f"{where} not modified") from exc
+                raise NotModified(f"{where} not modified") from None
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise ObjectNotFound(f"{where} does not exist") from None
             if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
