@@ -14,13 +14,14 @@ from fastapi import FastAPI
 from ml.store import ArtifactStore, open_store
 from service.auth import KeyRing
 from service.coordination import PeerChannel
+from service.direct import DirectDispatch
 from service.errors import install_error_handlers
 from service.logging import FLUSH_INTERVAL_S, configure_logging, flush_logs, get_logger
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware
 from service.predictor import MicroBatcher
 from service.registry import ModelRegistry
-from service.routes import router
+from service.routes import router, scoring_router
 from service.settings import Settings, load_settings
 
 log = get_logger("service.app")
@@ -78,7 +79,10 @@ def create_app(
     app.state.batcher = MicroBatcher(registry.require_bundle, on_batch=metrics.batch_rows.observe)
     app.state.keys = KeyRing(settings.api_keys, settings.admin_api_keys)
     install_error_handlers(app)
+    app.include_router(scoring_router)
     app.include_router(router)
+    # Added last, so outermost: request ids, guards and the access log cover direct routes too.
+    app.add_middleware(DirectDispatch, routes=scoring_router.routes)
     app.add_middleware(
         RequestMiddleware,
         metrics=metrics,

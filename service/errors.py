@@ -150,6 +150,16 @@ def _small(value: Any) -> bool:
     )
 
 
+def from_http_exception(exc: StarletteHTTPException) -> ServiceError:
+    """Starlette's HTTP errors (404, 405, a body over the limit) in our error shape."""
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+        exc.status_code, "http_error"
+    )
+    error = ServiceError(str(exc.detail), code=code)
+    error.status_code = exc.status_code
+    return error
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
@@ -161,12 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
-        error = ServiceError(str(exc.detail), code=code)
-        error.status_code = exc.status_code
-        return error_response(error, request_id_of(request.scope))
+        return error_response(from_http_exception(exc), request_id_of(request.scope))
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)

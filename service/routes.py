@@ -15,18 +15,22 @@ from ml.bundle import FEATURE_NAMES, BundleError
 from ml.store import StoreError
 from service.auth import HEADER, Scope
 from service.context import header, request_id_of, request_state
-from service.deps import AdminKey, PredictKey, RegistryDep, SettingsDep
+from service.deps import AdminKey, PredictKey, RegistryDep
+from service.direct import DirectRoute
 from service.errors import NotReady, PayloadTooLarge, error_response, invalid_request
 from service.predictor import MicroBatcher, score_batch
-from service.registry import ReloadOutcome, as_service_error
+from service.registry import ModelRegistry, ReloadOutcome, as_service_error
 from service.schemas import (
     BatchRequest,
     BatchResponse,
     PredictRequest,
     PredictResponse,
 )
+from service.settings import Settings
 
 router = APIRouter()
+# The two scoring routes: called by `DirectDispatch` without FastAPI's per-request machinery.
+scoring_router = APIRouter(route_class=DirectRoute)
 Body = TypeVar("Body", bound=BaseModel)
 HEADER_KEY = HEADER.lower().encode()
 
@@ -41,10 +45,11 @@ def _row(values: Any) -> list[float]:
     return [getattr(values, name) for name in FEATURE_NAMES]
 
 
-# The two scoring routes are the hot path. They read the body themselves and let pydantic-core
-# parse and validate it in one pass (`model_validate_json`), and check the API key inline: FastAPI's
-# body and header parameter machinery cost more than the model call (see docs/performance.md).
-# The OpenAPI description below keeps the documented contract identical.
+# The two scoring routes are the hot path. They take only the request (see service/direct.py),
+# read the body themselves and let pydantic-core parse and validate it in one pass
+# (`model_validate_json`), and check the API key inline: FastAPI's body and header parameter
+# machinery cost more than the model call (see docs/performance.md). The OpenAPI description
+# below keeps the documented contract identical.
 def _documented(model: type[BaseModel]) -> dict[str, Any]:
     return {
         "parameters": [
@@ -72,7 +77,9 @@ async def _parse(request: Request, model: type[Body]) -> Body:
         raise invalid_request(exc.errors()) from None
 
 
-@router.post("/predict", response_model=PredictResponse, openapi_extra=_documented(PredictRequest))
+@scoring_router.post(
+    "/predict", response_model=PredictResponse, openapi_extra=_documented(PredictRequest)
+)
 async def predict(request: Request) -> Response:
     body = await _parse(request, PredictRequest)
     batcher: MicroBatcher = request.app.state.batcher
@@ -93,11 +100,13 @@ async def predict(request: Request) -> Response:
     )
 
 
-@router.post(
+@scoring_router.post(
     "/predict/batch", response_model=BatchResponse, openapi_extra=_documented(BatchRequest)
 )
-async def predict_batch(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
+async def predict_batch(request: Request) -> Response:
     body = await _parse(request, BatchRequest)
+    settings: Settings = request.app.state.settings
+    registry: ModelRegistry = request.app.state.registry
     n = len(body.transactions)
     if n == 0:
         raise PayloadTooLarge(

@@ -272,6 +272,18 @@ def test_unknown_route_uses_the_error_shape(client: TestClient) -> None:
     assert response.json()["error"]["code"] == "not_found"
 
 
+def test_scoring_routes_answer_other_methods_and_paths_like_any_route(
+    client: TestClient,
+) -> None:
+    # The scoring routes bypass FastAPI's router (service/direct.py); everything else still
+    # reaches it.
+    wrong_method = client.get("/predict", headers=AUTH)
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+    assert wrong_method.headers["x-request-id"]
+    assert client.post("/predict/other", json={"features": ROW}, headers=AUTH).status_code == 404
+
+
 def test_metrics(client: TestClient) -> None:
     for _ in range(3):
         client.post("/predict", json={"features": ROW}, headers=AUTH)
