@@ -5,7 +5,10 @@ them with wrk (or a Python client, said in the output), and prints one table, al
 bench/results/latest.json:
 
 - POST /predict at concurrency 1 and 32: requests/s, p50, p99, non-2xx; the same for a bare
-  FastAPI floor app under the same Gunicorn/Uvicorn worker, and ours / floor;
+  FastAPI floor app under the same Gunicorn/Uvicorn worker, and ours / floor. Both servers run
+  side by side and are measured in alternating rounds, so a change in the shared machine's
+  background load falls on both alike; each figure is the median over the rounds, the ratio the
+  median of the rounds' ratios;
 - POST /predict/batch with 1000 rows: rows/s;
 - p99 and non-2xx at c=32 while promote + reload cycles run, against the steady p99;
 - cold start: process start to /health/ready 200 (median of 3), and to every worker loaded;
@@ -90,12 +93,13 @@ def cold_starts(
     return ready, all_loaded
 
 
-def floor_server(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+def floor_server(tmp: Path, python: str) -> tuple[subprocess.Popen[bytes], int]:
+    """The floor app under the same Gunicorn and worker class, from the same environment."""
     port = free_port()
     log = open(tmp / "floor.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "gunicorn"),
+            str(Path(python).parent / "gunicorn"),
             "--workers",
             "2",
             "--worker-class",
@@ -138,6 +142,29 @@ def reload_cycles(
         )
 
 
+def median_row(name: str, runs: list[LoadResult]) -> dict[str, Any]:
+    """One table row for repeated runs: medians of rate and latencies, errors summed."""
+    return {
+        "case": name,
+        "concurrency": runs[0].concurrency,
+        "requests_per_s": round(statistics.median(r.rps for r in runs), 1),
+        "p50_ms": round(statistics.median(r.p50_ms for r in runs), 3),
+        "p99_ms": round(statistics.median(r.p99_ms for r in runs), 3),
+        "non_2xx": sum(r.non_2xx for r in runs),
+        "socket_errors": sum(r.socket_errors for r in runs),
+        "requests": sum(r.requests for r in runs),
+        "requests_per_s_by_round": [round(r.rps, 1) for r in runs],
+    }
+
+
+def ratios(ours: list[LoadResult], floor: list[LoadResult]) -> list[float]:
+    return [round(o.rps / f.rps, 3) for o, f in zip(ours, floor, strict=True)]
+
+
+def median_ratio(ours: list[LoadResult], floor: list[LoadResult]) -> float:
+    return round(statistics.median(ratios(ours, floor)), 3)
+
+
 def row(name: str, r: LoadResult) -> dict[str, Any]:
     return {
         "case": name,
@@ -153,7 +180,10 @@ def row(name: str, r: LoadResult) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="per steady load run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per steady load run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating floor/ours runs per concurrency"
+    )
     parser.add_argument("--reload-seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     parser.add_argument(
@@ -203,21 +233,24 @@ def main() -> None:
             }
             print(f"cold start: {results['cold_start_s']}", flush=True)
 
-            floor, floor_port = floor_server(tmp)
-            floor_runs = {
-                c: run_load(floor_port, "/predict", predict_body, "", c, args.seconds)
-                for c in (1, 32)
-            }
+            floor, floor_port = floor_server(tmp, args.serve_python)
+            server = ServiceProcess(tmp, env, python=args.serve_python).start()
+            server.wait_ready(60)
+            run_load(floor_port, "/predict", predict_body, "", 32, 2)  # warm-up
+            run_load(server.port, "/predict", predict_body, API_KEY, 32, 2)
+            floor_runs: dict[int, list[LoadResult]] = {1: [], 32: []}
+            ours: dict[int, list[LoadResult]] = {1: [], 32: []}
+            for c in (1, 32):
+                for _ in range(args.rounds):
+                    floor_runs[c].append(
+                        run_load(floor_port, "/predict", predict_body, "", c, args.seconds)
+                    )
+                    ours[c].append(
+                        run_load(server.port, "/predict", predict_body, API_KEY, c, args.seconds)
+                    )
             stop_process(floor)
             floor = None
 
-            server = ServiceProcess(tmp, env, python=args.serve_python).start()
-            server.wait_ready(60)
-            run_load(server.port, "/predict", predict_body, API_KEY, 32, 3)  # warm-up
-            ours = {
-                c: run_load(server.port, "/predict", predict_body, API_KEY, c, args.seconds)
-                for c in (1, 32)
-            }
             batch = run_load(server.port, "/predict/batch", batch_body, API_KEY, 2, args.seconds)
             assert server.proc is not None
             rss = worker_rss_mb(server.proc.pid)
@@ -243,13 +276,14 @@ def main() -> None:
             stop_process(moto)
 
     table = [
-        row("floor /predict", floor_runs[1]),
-        row("floor /predict", floor_runs[32]),
-        row("ours /predict", ours[1]),
-        row("ours /predict", ours[32]),
+        median_row("floor /predict", floor_runs[1]),
+        median_row("floor /predict", floor_runs[32]),
+        median_row("ours /predict", ours[1]),
+        median_row("ours /predict", ours[32]),
         row("ours /predict/batch (1000 rows)", batch),
         row("ours /predict during reloads", during),
     ]
+    steady_p99 = table[3]["p99_ms"]
     results |= {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -263,16 +297,18 @@ def main() -> None:
         if args.serve_python != sys.executable
         else "development environment (pandas installed: workers are larger)",
         "table": table,
-        "ratio_ours_to_floor_c32": round(ours[32].rps / floor_runs[32].rps, 3),
-        "ratio_ours_to_floor_c1": round(ours[1].rps / floor_runs[1].rps, 3),
+        "rounds": args.rounds,
+        "ratio_ours_to_floor_c32": median_ratio(ours[32], floor_runs[32]),
+        "ratio_ours_to_floor_c1": median_ratio(ours[1], floor_runs[1]),
+        "ratios_by_round_c32": ratios(ours[32], floor_runs[32]),
         "batch_rows_per_s": round(batch.rps * 1000),
         "reload": {
             "cycles": len(cycles),
             "non_2xx": during.non_2xx,
             "socket_errors": during.socket_errors,
             "p99_ms": round(during.p99_ms, 3),
-            "steady_p99_ms": round(ours[32].p99_ms, 3),
-            "p99_ratio": round(during.p99_ms / ours[32].p99_ms, 2),
+            "steady_p99_ms": steady_p99,
+            "p99_ratio": round(during.p99_ms / steady_p99, 2),
             "reload_responses": cycles,
         },
         "worker_rss_mb": rss,
@@ -305,7 +341,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "| figure | value |",
         "| --- | --- |",
-        f"| c=32 throughput, ours / floor | {results['ratio_ours_to_floor_c32']} |",
+        f"| c=32 throughput, ours / floor (median of {results['rounds']} rounds) | "
+        f"{results['ratio_ours_to_floor_c32']} "
+        f"({', '.join(str(x) for x in results['ratios_by_round_c32'])}) |",
         f"| batch of 1000 rows | {results['batch_rows_per_s']:,} rows/s |",
         f"| during {reload['cycles']} promote + reload cycles: non-2xx | {reload['non_2xx']} |",
         f"| p99 during reloads / steady p99 | {reload['p99_ratio']} "
