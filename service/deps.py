@@ -11,24 +11,12 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from service.auth import HEADER, KeyRing, Scope
-from service.predictor import MicroBatcher
 from service.registry import ModelRegistry
-from service.settings import Settings
-
-
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 async def get_registry(request: Request) -> ModelRegistry:
     registry: ModelRegistry = request.app.state.registry
     return registry
-
-
-async def get_batcher(request: Request) -> MicroBatcher:
-    batcher: MicroBatcher = request.app.state.batcher
-    return batcher
 
 
 def _key_ring(request: Request) -> KeyRing:
@@ -47,8 +35,6 @@ async def require_admin_key(request: Request, api_key: ApiKeyHeader = None) -> N
     _key_ring(request).check(api_key, Scope.ADMIN)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
-BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
 PredictKey = Depends(require_predict_key)
 AdminKey = Depends(require_admin_key)
