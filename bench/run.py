@@ -14,7 +14,7 @@ bench/results/latest.json:
 - cold start: process start to /health/ready 200 (median of 3), and to every worker loaded;
 - RSS of each worker.
 
-Bounded in time (about 2.5 minutes), 127.0.0.1 only; it stops what it started, by PID.
+Bounded in time (about 2 minutes), 127.0.0.1 only; it stops what it started, by PID.
 """
 
 from __future__ import annotations
