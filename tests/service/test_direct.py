@@ -1,0 +1,78 @@
+"""DirectDispatch on a small FastAPI app of its own: which requests it takes, and the errors."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.testclient import TestClient
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from service.direct import DirectDispatch, DirectRoute
+from service.errors import Forbidden, install_error_handlers
+
+
+def _app() -> FastAPI:
+    direct = APIRouter(route_class=DirectRoute)
+    plain = APIRouter()
+
+    @direct.post("/score")
+    async def score(request: Request) -> Response:
+        outcome = (await request.body()).decode()
+        if outcome == "forbidden":
+            raise Forbidden("not this key")
+        if outcome == "too-large":
+            raise HTTPException(413, "too large")
+        # FastAPI's request handling leaves its exit stacks in the scope; a direct call does not.
+        return JSONResponse({"direct": "fastapi_inner_astack" not in request.scope})
+
+    @plain.post("/plain")
+    async def plain_route(request: Request) -> Response:
+        return JSONResponse({"direct": "fastapi_inner_astack" not in request.scope})
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(direct)
+    app.include_router(plain)
+    app.add_middleware(DirectDispatch, routes=direct.routes)
+    return app
+
+
+@pytest.fixture
+def client() -> TestClient:
+    return TestClient(_app())
+
+
+def test_a_direct_route_is_called_past_fastapis_request_handling(client: TestClient) -> None:
+    assert client.post("/score", content=b"ok").json() == {"direct": True}
+    assert client.post("/plain", content=b"ok").json() == {"direct": False}
+
+
+def test_errors_from_a_direct_route_have_the_one_error_shape(client: TestClient) -> None:
+    forbidden = client.post("/score", content=b"forbidden")
+    assert forbidden.status_code == 403
+    assert forbidden.json()["error"] == {"code": "forbidden", "message": "not this key"}
+    too_large = client.post("/score", content=b"too-large")
+    assert too_large.status_code == 413
+    assert too_large.json()["error"]["code"] == "payload_too_large"
+
+
+def test_other_methods_and_paths_go_on_to_fastapi(client: TestClient) -> None:
+    assert client.get("/score").status_code == 405
+    # FastAPI's own answer to a trailing slash: a redirect to the route.
+    assert client.post("/score/", follow_redirects=False).status_code == 307
+    assert client.post("/nope").status_code == 404
+
+
+def test_openapi_documents_direct_routes(client: TestClient) -> None:
+    assert "post" in client.get("/openapi.json").json()["paths"]["/score"]
+
+
+def test_a_direct_route_has_a_fixed_path() -> None:
+    router = APIRouter(route_class=DirectRoute)
+
+    async def by_id(request: Request) -> Response:
+        return Response()
+
+    with pytest.raises(ValueError, match="fixed path"):
+        router.add_api_route("/score/{item}", by_id, methods=["POST"])
