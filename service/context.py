@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from typing import Any
 
-Scope = MutableMapping[str, Any]
+from starlette.types import Scope
+
 _KEY = "fraud"
 
 

@@ -11,7 +11,7 @@ parses its own body and checks its own key. Other methods and paths go on to Fas
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi.routing import APIRoute
@@ -19,14 +19,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.context import request_id_of
 from service.errors import ServiceError, error_response, from_http_exception
 
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -49,7 +46,7 @@ class DirectDispatch:
             for method in route.methods or ()
         }
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = (
             self._routes.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
         )

@@ -12,10 +12,10 @@ import itertools
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.context import request_state
 from service.errors import (
@@ -26,11 +26,6 @@ from service.errors import (
 )
 from service.logging import get_logger
 from service.metrics import Metrics
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -51,7 +46,7 @@ class RequestMiddleware:
     def _new_id(self) -> str:
         return f"{self._id_prefix}{next(self._id_counter):016x}"
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -89,9 +84,7 @@ class RequestMiddleware:
         finally:
             self._record(scope, state, status, started, request_id)
 
-    def _guard(
-        self, scope: MutableMapping[str, Any], headers: dict[bytes, bytes]
-    ) -> ServiceError | None:
+    def _guard(self, scope: Scope, headers: dict[bytes, bytes]) -> ServiceError | None:
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             return None
         length = headers.get(b"content-length")
@@ -138,7 +131,7 @@ class RequestMiddleware:
 
     def _record(
         self,
-        scope: MutableMapping[str, Any],
+        scope: Scope,
         state: dict[str, Any],
         status: int,
         started: float,
