@@ -15,14 +15,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.context import request_id_of
-from service.errors import ServiceError, error_response, from_http_exception
+from service.errors import ANSWERED_ERRORS, as_answer, error_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -57,8 +56,6 @@ class DirectDispatch:
         endpoint: Endpoint = route.endpoint
         try:
             response = await endpoint(Request(scope, receive, send))
-        except ServiceError as exc:
-            response = error_response(exc, request_id_of(scope))
-        except HTTPException as exc:
-            response = error_response(from_http_exception(exc), request_id_of(scope))
+        except ANSWERED_ERRORS as exc:  # as FastAPI's handlers would answer them
+            response = error_response(as_answer(exc), request_id_of(scope))
         await response(scope, receive, send)

@@ -150,29 +150,30 @@ def _small(value: Any) -> bool:
     )
 
 
-def from_http_exception(exc: StarletteHTTPException) -> ServiceError:
-    """Starlette's HTTP errors (404, 405, a body over the limit) in our error shape."""
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-        exc.status_code, "http_error"
-    )
-    error = ServiceError(str(exc.detail), code=code)
-    error.status_code = exc.status_code
-    return error
+# What the app answers itself, in its one error shape; anything else is a bug (a logged 500).
+ANSWERED_ERRORS = (ServiceError, RequestValidationError, StarletteHTTPException)
+
+
+def as_answer(exc: Exception) -> ServiceError:
+    """One of `ANSWERED_ERRORS` as the `ServiceError` the client gets."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        return invalid_request(exc.errors())
+    if isinstance(exc, StarletteHTTPException):
+        # Starlette's own: 404, 405, a body over the limit while it is read.
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        error = ServiceError(str(exc.detail), code=code)
+        error.status_code = exc.status_code
+        return error
+    raise TypeError(f"{type(exc).__name__} is not one of the answered errors") from exc
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def service_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ServiceError)
-        return error_response(exc, request_id_of(request.scope))
+    async def answer(request: Request, exc: Exception) -> Response:
+        return error_response(as_answer(exc), request_id_of(request.scope))
 
-    async def validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return error_response(invalid_request(exc.errors()), request_id_of(request.scope))
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        return error_response(from_http_exception(exc), request_id_of(request.scope))
-
-    app.add_exception_handler(ServiceError, service_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
+    for kind in ANSWERED_ERRORS:
+        app.add_exception_handler(kind, answer)
