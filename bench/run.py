@@ -142,8 +142,8 @@ def reload_cycles(
         )
 
 
-def median_row(name: str, runs: list[LoadResult]) -> dict[str, Any]:
-    """One table row for repeated runs: medians of rate and latencies, errors summed."""
+def table_row(name: str, runs: list[LoadResult]) -> dict[str, Any]:
+    """One table row for one or more runs: medians of rate and latencies, errors summed."""
     return {
         "case": name,
         "concurrency": runs[0].concurrency,
@@ -163,19 +163,6 @@ def ratios(ours: list[LoadResult], floor: list[LoadResult]) -> list[float]:
 
 def median_ratio(ours: list[LoadResult], floor: list[LoadResult]) -> float:
     return round(statistics.median(ratios(ours, floor)), 3)
-
-
-def row(name: str, r: LoadResult) -> dict[str, Any]:
-    return {
-        "case": name,
-        "concurrency": r.concurrency,
-        "requests_per_s": round(r.rps, 1),
-        "p50_ms": round(r.p50_ms, 3),
-        "p99_ms": round(r.p99_ms, 3),
-        "non_2xx": r.non_2xx,
-        "socket_errors": r.socket_errors,
-        "requests": r.requests,
-    }
 
 
 def main() -> None:
@@ -276,12 +263,12 @@ def main() -> None:
             stop_process(moto)
 
     table = [
-        median_row("floor /predict", floor_runs[1]),
-        median_row("floor /predict", floor_runs[32]),
-        median_row("ours /predict", ours[1]),
-        median_row("ours /predict", ours[32]),
-        row("ours /predict/batch (1000 rows)", batch),
-        row("ours /predict during reloads", during),
+        table_row("floor /predict", floor_runs[1]),
+        table_row("floor /predict", floor_runs[32]),
+        table_row("ours /predict", ours[1]),
+        table_row("ours /predict", ours[32]),
+        table_row("ours /predict/batch (1000 rows)", [batch]),
+        table_row("ours /predict during reloads", [during]),
     ]
     steady_p99 = table[3]["p99_ms"]
     results |= {
