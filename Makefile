@@ -27,12 +27,13 @@ $(STAMP): requirements/dev.lock pyproject.toml
 run: install
 	$(BIN)/fraudctl run-local --store "$(RUN_STORE)" --data "$(RUN_DATA)" --work-dir "$(RUN_WORK)"
 
-## test: lint, format check, type checks, deployment-file checks and the whole pytest suite.
+## test: lint, format check, import contracts (.importlinter), type checks, deployment-file checks and the whole pytest suite.
 test: lint typecheck pytest
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

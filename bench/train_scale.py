@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.data import load_dataset
-from ml.schema import COLUMNS, PRODUCTION_FRAUDS
+from ml.runtime.schema import COLUMNS, PRODUCTION_FRAUDS
 
 REPO = Path(__file__).resolve().parent.parent
 

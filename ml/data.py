@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.schema import COLUMNS, FEATURE_NAMES, LABEL
+from ml.runtime.schema import COLUMNS, FEATURE_NAMES, LABEL
 
 GZIP_MAGIC = b"\x1f\x8b"
 

@@ -15,7 +15,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from ml.schema import PRODUCTION_FRAUDS, PRODUCTION_LEGIT, PRODUCTION_PREVALENCE
+from ml.runtime.schema import PRODUCTION_FRAUDS, PRODUCTION_LEGIT, PRODUCTION_PREVALENCE
 
 # The scalar metrics every table prints, in order.
 REPORTED_METRICS = (

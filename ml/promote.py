@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ml.bundle import ModelBundle, load_bundle, load_version, read_bundle_dir
 from ml.data import Dataset, load_dataset
 from ml.errors import PromotionError
 from ml.evaluate import classification_metrics
-from ml.store import (
+from ml.runtime.bundle import ModelBundle, load_bundle, load_version, read_bundle_dir
+from ml.runtime.store import (
     ArtifactStore,
     Pointer,
     PointerConflict,

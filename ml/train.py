@@ -13,9 +13,10 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from ml.bundle import Manifest, build_bundle_files
+from ml.build import build_bundle_files
 from ml.evaluate import REPORTED_METRICS, best_f1_threshold, classification_metrics
-from ml.features import TransactionFeatures
+from ml.runtime.bundle import Manifest
+from ml.runtime.features import TransactionFeatures
 
 if TYPE_CHECKING:  # ml.data needs pandas; `fraudctl serve` imports this module without it
     from ml.data import Dataset
@@ -104,7 +105,7 @@ def train_bundle(
     seed: int = 0,
     progress: Progress = _quiet,
 ) -> dict[str, bytes]:
-    """Return the files of a verified-loadable candidate bundle (see `ml.bundle`)."""
+    """Return the files of a verified-loadable candidate bundle (see `ml.runtime.bundle`)."""
     if model_name not in MODEL_FAMILIES:
         raise ValueError(f"unknown model {model_name!r}; choose one of {sorted(MODEL_FAMILIES)}")
     started = time.perf_counter()

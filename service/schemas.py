@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from ml.bundle import FEATURE_NAMES
+from ml.runtime.schema import FEATURE_NAMES
 
 FiniteNumber = Annotated[float, Strict(), AllowInfNan(False)]
 FeatureArray = Annotated[

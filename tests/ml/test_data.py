@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from ml.data import DataError, load_dataset
-from ml.schema import COLUMNS, FEATURE_NAMES
-from tests.conftest import DEV_DATA
+from ml.runtime.schema import COLUMNS, FEATURE_NAMES
+from tests.support.processes import DEV_DATA
 
 HEADER = ",".join(f'"{c}"' for c in COLUMNS)
 

@@ -4,15 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from ml.bundle import MANIFEST_FILE, load_bundle, sha256_hex
-from ml.store import (
+from ml.runtime.bundle import load_bundle, sha256_hex
+from ml.runtime.layout import MANIFEST_FILE
+from ml.runtime.local_store import LocalStore
+from ml.runtime.s3_store import S3Store
+from ml.runtime.store import (
     ArtifactStore,
-    LocalStore,
     ObjectExists,
     ObjectNotFound,
     Pointer,
     PointerConflict,
-    S3Store,
     StoreError,
     StoreUnavailable,
     fetch_version,
@@ -138,7 +139,7 @@ def test_local_keys_cannot_escape_the_root(tmp_path: Path) -> None:
 
 
 def test_unreachable_s3_is_reported_as_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import AWS_ENV, free_port
+    from tests.support.processes import AWS_ENV, free_port
 
     for key, value in AWS_ENV.items():
         monkeypatch.setenv(key, value)

@@ -1,16 +1,14 @@
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ml.bundle import MODEL_FILE, Manifest, load_bundle, load_bundle_dir
 from ml.cli import main
 from ml.data import Dataset
+from ml.runtime.bundle import Manifest, load_bundle, load_bundle_dir
+from ml.runtime.layout import MODEL_FILE
 from ml.train import split_dataset, train_bundle
-from tests.conftest import DEV_DATA, REPO
+from tests.support.processes import DEV_DATA
 
 
 @pytest.fixture(scope="module")
@@ -91,81 +89,3 @@ def test_cli_usage_error_exits_2() -> None:
     with pytest.raises(SystemExit) as caught:
         main(["train", "--data"])
     assert caught.value.code == 2
-
-
-SERVING_IMPORT_PROBE = """
-import sys
-
-TRAINING_ONLY = ("pandas", "matplotlib")
-attempts = []
-
-
-class AbsentInServingImage:
-    \"\"\"Make training-only packages unimportable, as they are in the serving image, and
-    record who asked for them (scikit-learn probes for pandas optionally: that is allowed).\"\"\"
-
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] not in TRAINING_ONLY:
-            return None
-        frame = sys._getframe(1)
-        while frame and frame.f_globals.get("__name__", "").startswith(
-            ("importlib", "_frozen_importlib")
-        ):
-            frame = frame.f_back
-        attempts.append((name, frame.f_globals.get("__name__") if frame else None))
-        raise ModuleNotFoundError(f"No module named {name!r} (not in the serving image)")
-
-
-sys.meta_path.insert(0, AbsentInServingImage())
-
-from pathlib import Path
-import numpy as np
-from ml.bundle import load_bundle_dir
-import ml.store, service.app
-from ml.cli import build_parser
-build_parser()  # fraudctl serve parses its arguments in the serving environment too
-
-bundle = load_bundle_dir(Path(sys.argv[1]))
-assert bundle.score(np.zeros((1, 30))).shape == (1,)
-assert bundle.score(np.zeros((200, 30))).shape == (200,)
-ours = [a for a in attempts if (a[1] or "").split(".")[0] in ("ml", "service")]
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in TRAINING_ONLY)
-print("attempts", attempts, "ours", ours, "loaded", loaded)
-sys.exit(1 if ours or loaded else 0)
-"""
-
-
-def test_loading_and_scoring_imports_neither_pandas_nor_matplotlib(
-    tmp_path: Path, bundle_files: dict[str, bytes]
-) -> None:
-    """The serving path works where pandas and matplotlib are absent, and none of our serving
-    modules ever asks for them."""
-    from ml.bundle import write_bundle
-
-    write_bundle(tmp_path, bundle_files)
-    result = subprocess.run(
-        [sys.executable, "-c", SERVING_IMPORT_PROBE, str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_the_import_probe_catches_our_own_pandas_import(tmp_path: Path) -> None:
-    """The probe above can fail: a serving module that imports pandas is caught."""
-    package = tmp_path / "ml"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "bundle.py").write_text("import pandas\n")
-    result = subprocess.run(
-        [sys.executable, "-c", SERVING_IMPORT_PROBE, str(tmp_path)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "No module named 'pandas' (not in the serving image)" in result.stderr

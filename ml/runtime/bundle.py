@@ -1,11 +1,12 @@
-"""The model bundle: model, preprocessor, threshold and a manifest that describes and guards them.
+"""The model bundle as the service reads it: verified before it is used.
 
-A bundle is a set of files. `manifest.json` names every other file with its sha256, the library
+A bundle is a set of files: model, preprocessor and a manifest that describes and guards them.
+`manifest.json` names every other file with its sha256, the library
 versions it was built with, the training data fingerprint, parameters, metrics, and canary rows
 with the probabilities scikit-learn gave them. Loading checks all of it before a bundle is used:
 a bundle that loads is one that scores exactly as it did when it was trained.
 
-Imports neither pandas nor matplotlib: the serving process loads bundles with this module.
+Building a bundle is training's job (`ml.build`); this module only reads and verifies.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import hashlib
 import io
 import json
 import platform
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,16 @@ import joblib
 import numpy as np
 import sklearn
 
-from ml.schema import FEATURE_NAMES as FEATURE_NAMES  # re-exported for the service
-from ml.scoring import MAX_FAST_ROWS, FlatTreeEnsemble, fast_scorer_for
-from ml.store import ArtifactStore, fetch_version
+from ml.runtime import features
+from ml.runtime.layout import ARTIFACT_FILES, MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE
+from ml.runtime.schema import FEATURE_NAMES
+from ml.runtime.scoring import MAX_FAST_ROWS, FlatTreeEnsemble, fast_scorer_for
+from ml.runtime.store import ArtifactStore, fetch_version
 
-MANIFEST_FILE = "manifest.json"
-MODEL_FILE = "model.joblib"
-PREPROCESSOR_FILE = "preprocessor.joblib"
-ARTIFACT_FILES = (MODEL_FILE, PREPROCESSOR_FILE)
+# Bundles made before the serving runtime had its own package pickled the preprocessor as
+# `ml.features.TransactionFeatures`; this alias lets them unpickle where only the runtime is.
+sys.modules.setdefault("ml.features", features)
+
 FORMAT_VERSION = 1
 CANARY_TOLERANCE = 1e-9
 
@@ -132,54 +135,6 @@ def runtime_versions() -> dict[str, str]:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _dump(obj: Any) -> bytes:
-    buffer = io.BytesIO()
-    joblib.dump(obj, buffer)
-    return buffer.getvalue()
-
-
-def build_bundle_files(
-    *,
-    model: Any,
-    preprocessor: Any,
-    threshold: float,
-    model_family: str,
-    training_data: dict[str, Any],
-    params: dict[str, Any],
-    metrics: dict[str, Any],
-    canary_rows: np.ndarray,
-    created_at: datetime | None = None,
-) -> dict[str, bytes]:
-    """Serialise a fitted model into bundle files, manifest last. Nothing touches disk."""
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    artifacts = {MODEL_FILE: _dump(model), PREPROCESSOR_FILE: _dump(preprocessor)}
-    created = (created_at or datetime.now(UTC)).replace(microsecond=0)
-    content_id = sha256_hex(b"".join(artifacts.values()) + repr(threshold).encode())[:10]
-    canary = np.asarray(canary_rows, dtype=np.float64)
-    expected = model.predict_proba(preprocessor.transform(canary))[:, 1]
-    manifest = Manifest(
-        version=f"{created.strftime('%Y%m%dT%H%M%SZ')}-{content_id}",
-        created_at=created.isoformat(),
-        model_family=model_family,
-        threshold=float(threshold),
-        feature_names=list(FEATURE_NAMES),
-        files={n: {"sha256": sha256_hex(b), "bytes": len(b)} for n, b in artifacts.items()},
-        runtime=runtime_versions(),
-        training_data=training_data,
-        params=params,
-        metrics=metrics,
-        canary={"rows": canary.tolist(), "fraud_probability": expected.tolist()},
-    )
-    return {**artifacts, MANIFEST_FILE: manifest.to_json()}
-
-
-def write_bundle(directory: Path, files: Mapping[str, bytes]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in (*ARTIFACT_FILES, MANIFEST_FILE):  # manifest last: it vouches for the rest
-        (directory / name).write_bytes(files[name])
 
 
 def read_bundle_dir(directory: Path) -> dict[str, bytes]:

@@ -11,7 +11,7 @@ from typing import Self
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ml.schema import FEATURE_NAMES
+from ml.runtime.schema import FEATURE_NAMES
 
 SECONDS_PER_DAY = 86_400.0
 _TIME = FEATURE_NAMES.index("Time")

@@ -1,0 +1,175 @@
+"""The artifact store: immutable model versions and a compare-and-swap production pointer.
+
+The layout (which keys a version holds) is in `ml.runtime.layout`; the backends are
+`LocalStore` (`ml.runtime.local_store`) and `S3Store` (`ml.runtime.s3_store`), chosen by
+`open_store`. A version's files are uploaded before the pointer names it, and the pointer
+carries the sha256 of that version's manifest, so a reader that follows the pointer never sees a
+half-written version. Two writers of the pointer cannot silently overwrite each other: on S3 each
+write is conditional (`If-None-Match: *` to create, `If-Match: <etag>` to replace); locally a
+file lock plus an atomic rename does the same.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from ml.runtime.layout import BUNDLE_FILES, HISTORY_PREFIX, MODELS_PREFIX, POINTER_KEY, version_key
+
+
+class StoreError(Exception):
+    """The store could not do what was asked; the message says what and where."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached (network, endpoint, credentials)."""
+
+
+class ObjectNotFound(StoreError):
+    pass
+
+
+class ObjectExists(StoreError):
+    pass
+
+
+class NotModified(StoreError):
+    """A conditional read found the object unchanged (HTTP 304)."""
+
+
+class PointerConflict(StoreError):
+    """Somebody else changed production.json since we read it."""
+
+
+class NoProductionModel(StoreError):
+    """The store has no production.json: nothing has been promoted yet."""
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What production.json says: the live version and how it got there."""
+
+    version: str
+    manifest_sha256: str
+    previous_version: str | None
+    promoted_at: str
+    promoted_by: str = "unknown"
+    action: str = "promote"  # promote | force-promote | rollback
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Pointer:
+        try:
+            return cls(**json.loads(data))
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"{POINTER_KEY} is not a valid pointer: {exc}") from None
+
+
+@dataclass(frozen=True)
+class PointerState:
+    """The pointer as read, with the ETag to compare-and-swap against (None: no pointer yet)."""
+
+    pointer: Pointer | None
+    etag: str | None
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class ArtifactStore(ABC):
+    uri: str
+
+    @abstractmethod
+    def get(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> None:
+        """Create `key`; raise ObjectExists if it is already there."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    @abstractmethod
+    def read_pointer(self, if_none_match: str | None = None) -> PointerState | None:
+        """The pointer and its ETag; None when `if_none_match` is given and still current."""
+
+    @abstractmethod
+    def swap_pointer(self, pointer: Pointer, expected_etag: str | None) -> str:
+        """Write the pointer if its ETag is still `expected_etag` (None: if none exists yet).
+        Return the new ETag; raise PointerConflict otherwise."""
+
+    def current_pointer(self) -> PointerState:
+        state = self.read_pointer()
+        assert state is not None  # no if_none_match: always an answer
+        return state
+
+
+def describe_pointer(state: PointerState) -> str:
+    """The version a pointer state names, for messages."""
+    return state.pointer.version if state.pointer else "nothing"
+
+
+def open_store(uri: str) -> ArtifactStore:
+    """`s3://bucket[/prefix]`, `file:///path`, or a plain path."""
+    from ml.runtime.local_store import LocalStore  # the backends import this module
+    from ml.runtime.s3_store import S3Store
+
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise StoreError(f"store URI {uri!r} has no bucket; expected s3://bucket/prefix")
+        return S3Store(parsed.netloc, parsed.path)
+    if parsed.scheme == "file":
+        return LocalStore(Path(parsed.path))
+    if parsed.scheme == "":
+        return LocalStore(Path(uri))
+    raise StoreError(f"store URI {uri!r}: scheme {parsed.scheme!r} is not s3:// or file://")
+
+
+# --- versions on top of the store ------------------------------------------------------------
+
+
+def publish_version(store: ArtifactStore, version: str, files: Mapping[str, bytes]) -> None:
+    """Upload a version's files create-only, manifest last. A file already there with the same
+    bytes (an earlier, interrupted upload) is accepted; different bytes are refused."""
+    for name in BUNDLE_FILES:
+        key = version_key(version, name)
+        try:
+            store.put_if_absent(key, files[name])
+        except ObjectExists:
+            if store.get(key) != files[name]:
+                raise ObjectExists(
+                    f"{store.uri}/{key} already exists with different content; versions are "
+                    "immutable"
+                ) from None
+
+
+def fetch_version(store: ArtifactStore, version: str) -> dict[str, bytes]:
+    return {name: store.get(version_key(version, name)) for name in BUNDLE_FILES}
+
+
+def list_versions(store: ArtifactStore) -> list[str]:
+    names = {key.split("/")[1] for key in store.list_keys(MODELS_PREFIX) if key.count("/") >= 2}
+    return sorted(names)
+
+
+def record_history(store: ArtifactStore, pointer: Pointer) -> str:
+    """Append the pointer change to the promotion log (one create-only object per change)."""
+    stamp = pointer.promoted_at.replace(":", "").replace("-", "")
+    key = f"{HISTORY_PREFIX}{stamp}-{pointer.action}-{pointer.version}.json"
+    store.put_if_absent(key, pointer.to_json())
+    return key
+
+
+def read_history(store: ArtifactStore) -> list[Pointer]:
+    return [Pointer.from_json(store.get(key)) for key in store.list_keys(HISTORY_PREFIX)]
