@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from ml.cli import main
-from ml.store import LocalStore, read_history
-from tests.conftest import DEV_DATA, REPO, free_port
-from tests.server import PREDICT_BODY, once
+from ml.runtime.local_store import LocalStore
+from ml.runtime.store import read_history
+from tests.support.processes import DEV_DATA, REPO, free_port
+from tests.support.server import PREDICT_BODY, once
 
 
 def test_retrain_promotes_then_keeps(

@@ -1,0 +1,47 @@
+"""`fraudctl`: train, evaluate, promote, roll back and serve.
+
+One module per concern (training, promotion, inspection, jobs); the work itself is in library
+functions (`ml.workflow`, `ml.promote`, `ml.history`). Each sub-command imports what it needs
+when it runs, so `fraudctl serve` never loads the training stack (pandas, matplotlib).
+
+Exit status: 0 success (promoted), 1 error, 2 usage error, 3 production kept (not better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ml.cli import inspection, jobs, promotion, training
+from ml.cli.output import EXIT_ERROR, say
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fraudctl", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    training.add_parser(commands)
+    promotion.add_parsers(commands)
+    inspection.add_parsers(commands)
+    jobs.add_parsers(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ml.errors import PromotionError
+    from ml.runtime.bundle import BundleError
+    from ml.runtime.store import StoreError
+
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except (BundleError, StoreError, PromotionError, ValueError, OSError) as exc:
+        # Expected failures: one clear line, no traceback. Anything else is a bug and shows one.
+        say(f"fraudctl {args.command}: error: {exc}")
+        return EXIT_ERROR
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""`fraudctl retrain`, `run-local` and `serve`: the jobs that run whole pipelines.
+
+`serve` hands over to `python -m service` (exec, not import): `ml` never imports the service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, env_default, print_json, say
+from ml.cli.promotion import add_notify_option, admin_key_for, exit_code
+from ml.train import DEFAULT_MODEL, MODEL_FAMILIES
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve", help="serve the production model (Gunicorn + Uvicorn workers; FRAUD_* settings)"
+    )
+    add_serving_options(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    retrain = commands.add_parser(
+        "retrain",
+        help="train, then compare-and-promote (the training image's job; FRAUD_* defaults)",
+    )
+    retrain.add_argument(
+        "--data",
+        default=env_default("FRAUD_TRAIN_DATA", "data/creditcard_dev.csv.gz"),
+        help="training CSV: a path or s3://bucket/key (FRAUD_TRAIN_DATA)",
+    )
+    retrain.add_argument(
+        "--eval-data",
+        default=env_default("FRAUD_EVAL_DATA"),
+        help="evaluation CSV for the comparison (FRAUD_EVAL_DATA); default: the training data",
+    )
+    retrain.add_argument(
+        "--store",
+        default=env_default("FRAUD_STORE_URI"),
+        required=not env_default("FRAUD_STORE_URI"),
+        help="(FRAUD_STORE_URI)",
+    )
+    retrain.add_argument("--model", choices=sorted(MODEL_FAMILIES), default=DEFAULT_MODEL)
+    retrain.add_argument("--seed", type=int, default=int(env_default("FRAUD_SEED", "0")))
+    retrain.add_argument(
+        "--min-delta", type=float, default=float(env_default("FRAUD_MIN_DELTA", "0"))
+    )
+    add_notify_option(retrain, extra_help="; also FRAUD_NOTIFY_URLS, comma-separated")
+    report_dir = env_default("FRAUD_REPORT_DIR")
+    retrain.add_argument(
+        "--report-dir", type=Path, default=Path(report_dir) if report_dir else None
+    )
+    retrain.add_argument(
+        "--ok-if-kept", action="store_true", help="exit 0 instead of 3 when production is kept"
+    )
+    retrain.set_defaults(handler=cmd_retrain)
+
+    local = commands.add_parser(
+        "run-local",
+        help="train and promote into a local store if it has no production model, then serve",
+    )
+    local.add_argument("--store", default=".local/store")
+    local.add_argument("--data", type=Path, default=Path("data/creditcard_dev.csv.gz"))
+    local.add_argument("--work-dir", type=Path, default=Path(".local/work"))
+    add_serving_options(local)
+    local.set_defaults(handler=cmd_run_local)
+
+
+def add_serving_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=2)
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Train, then compare-and-promote: the training image's default job."""
+    import tempfile
+
+    from ml.remote import local_copy
+    from ml.runtime.store import open_store
+    from ml.workflow import PromotionOptions, train_and_promote
+
+    notify = [u for u in env_default("FRAUD_NOTIFY_URLS").split(",") if u.strip()]
+    notify += args.notify
+    admin_key = admin_key_for(notify, "retrain")
+    if admin_key is None:
+        return EXIT_USAGE
+    with tempfile.TemporaryDirectory(prefix="fraud-retrain-") as tmp:
+        train_data = local_copy(args.data, Path(tmp) / "train.csv")
+        eval_data = (
+            local_copy(args.eval_data, Path(tmp) / "eval.csv") if args.eval_data else train_data
+        )
+        options = PromotionOptions(
+            min_delta=args.min_delta,
+            notify_urls=tuple(notify),
+            admin_key=admin_key,
+            report_dir=args.report_dir,
+        )
+        result = train_and_promote(
+            train_data,
+            eval_data,
+            open_store(args.store),
+            options,
+            model=args.model,
+            seed=args.seed,
+            progress=say,
+        )
+    print_json(result.decision.to_dict())
+    code = exit_code(result.decision.promote)
+    return EXIT_OK if code == EXIT_KEPT and args.ok_if_kept else code
+
+
+def cmd_run_local(args: argparse.Namespace) -> int:
+    """The embedded default behind `make run`: no AWS, no Docker."""
+    import secrets
+
+    from ml.runtime.store import open_store
+    from ml.workflow import PromotionOptions, train_and_promote
+
+    store = open_store(args.store)
+    if store.current_pointer().pointer is None:
+        say(f"no production model in {store.uri}: training one on {args.data}")
+        options = PromotionOptions(report_dir=args.work_dir / "report")
+        result = train_and_promote(
+            args.data, args.data, store, options, work_dir=args.work_dir, progress=say
+        )
+        if not result.decision.promoted:
+            return EXIT_ERROR
+    else:
+        say(f"serving the production model already in {store.uri}")
+    os.environ["FRAUD_STORE_URI"] = store.uri
+    for variable in ("FRAUD_API_KEYS", "FRAUD_ADMIN_API_KEYS"):
+        if not os.environ.get(variable):
+            os.environ[variable] = secrets.token_urlsafe(24)
+            say(f"generated {variable}={os.environ[variable]}  (shown once; set it to choose)")
+    os.environ.setdefault("FRAUD_MODEL_POLL_INTERVAL_S", "5")
+    os.environ.setdefault("FRAUD_LOG_FORMAT", "console")
+    say(f"serving on http://{args.host}:{args.port} (docs: http://{args.host}:{args.port}/docs)")
+    return cmd_serve(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Replace this process with `python -m service`, which checks the settings and execs
+    Gunicorn: signals (SIGTERM) then reach Gunicorn directly."""
+    argv = [sys.executable, "-m", "service", "--host", args.host, "--port", str(args.port)]
+    argv += ["--workers", str(args.workers)]
+    os.execv(sys.executable, argv)  # noqa: S606 - no shell involved
+    return EXIT_ERROR  # exec only returns by raising

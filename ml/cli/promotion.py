@@ -1,0 +1,97 @@
+"""`fraudctl promote` and `rollback`: the commands that change what production names."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, print_json, say
+
+ADMIN_KEY_VARIABLE = "FRAUD_ADMIN_API_KEY"
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    promote = commands.add_parser(
+        "promote", help="promote a candidate only if its F1 beats production on the same data"
+    )
+    promote.add_argument("--candidate", type=Path, required=True, help="candidate bundle dir")
+    promote.add_argument("--data", type=Path, required=True, help="evaluation CSV (labelled)")
+    promote.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
+    promote.add_argument(
+        "--min-delta",
+        type=float,
+        default=0.0,
+        help="required F1 gain over production (negative: deliberate)",
+    )
+    promote.add_argument("--force", action="store_true", help="promote whatever the metrics")
+    add_notify_option(promote)
+    promote.add_argument("--dry-run", action="store_true", help="decide, change nothing")
+    promote.add_argument(
+        "--report-dir", type=Path, help="write report.json, report.md, pr_curve.png here"
+    )
+    promote.set_defaults(handler=cmd_promote)
+
+    rollback = commands.add_parser("rollback", help="point production at an older version")
+    rollback.add_argument("--store", required=True)
+    rollback.add_argument("--to", metavar="VERSION", help="default: the previous production")
+    rollback.set_defaults(handler=cmd_rollback)
+
+
+def add_notify_option(parser: argparse.ArgumentParser, extra_help: str = "") -> None:
+    parser.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="service base URL to POST /reload to after promotion (repeatable; admin key in "
+        f"{ADMIN_KEY_VARIABLE}){extra_help}",
+    )
+
+
+def admin_key_for(notify_urls: list[str], command: str) -> str | None:
+    """The admin key `--notify` needs, or None (after saying why) when it is missing."""
+    key = os.environ.get(ADMIN_KEY_VARIABLE, "")
+    if notify_urls and not key:
+        say(f"fraudctl {command}: --notify needs the admin key in {ADMIN_KEY_VARIABLE}")
+        return None
+    return key
+
+
+def exit_code(promote: bool) -> int:
+    return EXIT_OK if promote else EXIT_KEPT
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from ml.runtime.store import open_store
+    from ml.workflow import PromotionOptions, promote_candidate
+
+    admin_key = admin_key_for(args.notify, "promote")
+    if admin_key is None:
+        return EXIT_USAGE
+    if not args.candidate.is_dir():
+        say(f"fraudctl promote: error: candidate bundle {args.candidate} does not exist")
+        return EXIT_ERROR
+    options = PromotionOptions(
+        min_delta=args.min_delta,
+        force=args.force,
+        dry_run=args.dry_run,
+        notify_urls=tuple(args.notify),
+        admin_key=admin_key,
+        report_dir=args.report_dir,
+    )
+    result = promote_candidate(
+        args.candidate, args.data, open_store(args.store), options, progress=say
+    )
+    print_json(result.decision.to_dict())
+    return exit_code(result.decision.promote)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from ml.promote import rollback
+    from ml.runtime.store import open_store
+
+    pointer = rollback(open_store(args.store), to=args.to)
+    say(f"ROLLED BACK production to {pointer.version} (was {pointer.previous_version})")
+    print_json(pointer.__dict__)
+    return EXIT_OK

@@ -1,0 +1,57 @@
+"""What a store holds: every version with its training metrics, which one is live, and the
+promotion log. `fraudctl history` prints it; it reads the store and changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ml.runtime.bundle import Manifest
+from ml.runtime.layout import MANIFEST_FILE, version_key
+from ml.runtime.store import ArtifactStore, Pointer, list_versions, read_history
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    version: str
+    live: bool
+    model_family: str
+    created_at: str
+    threshold: float
+    training_test_f1: float
+    training_test_pr_auc: float
+
+
+@dataclass(frozen=True)
+class StoreHistory:
+    store: str
+    live: str | None
+    versions: list[VersionSummary]
+    log: list[Pointer]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def store_history(store: ArtifactStore) -> StoreHistory:
+    live = store.current_pointer().pointer
+    versions = []
+    for version in list_versions(store):
+        manifest = Manifest.from_json(store.get(version_key(version, MANIFEST_FILE)))
+        versions.append(
+            VersionSummary(
+                version=version,
+                live=live is not None and live.version == version,
+                model_family=manifest.model_family,
+                created_at=manifest.created_at,
+                threshold=manifest.threshold,
+                training_test_f1=manifest.metrics["test"]["f1"],
+                training_test_pr_auc=manifest.metrics["test"]["pr_auc"],
+            )
+        )
+    return StoreHistory(
+        store=store.uri,
+        live=live.version if live else None,
+        versions=versions,
+        log=read_history(store),
+    )
