@@ -11,18 +11,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from ml.store import ArtifactStore, open_store
+from ml.runtime.store import ArtifactStore, open_store
 from service.auth import KeyRing
 from service.coordination import PeerChannel
-from service.direct import DirectDispatch
+from service.dataplane import DataPlane
+from service.direct import include_direct_routes
 from service.errors import install_error_handlers
 from service.logging import FLUSH_INTERVAL_S, configure_logging, flush_logs, get_logger
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware
-from service.predictor import MicroBatcher
 from service.registry import ModelRegistry
 from service.routes import router, scoring_router
 from service.settings import Settings, load_settings
+from service.state import ServiceState
 
 log = get_logger("service.app")
 
@@ -73,16 +74,16 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.registry = registry
-    app.state.metrics = metrics
-    app.state.batcher = MicroBatcher(registry.require_bundle, on_batch=metrics.batch_rows.observe)
-    app.state.keys = KeyRing(settings.api_keys, settings.admin_api_keys)
+    app.state.service = ServiceState(
+        settings=settings,
+        keys=KeyRing(settings.api_keys, settings.admin_api_keys),
+        dataplane=DataPlane(registry, metrics, max_batch_rows=settings.max_batch_rows),
+        metrics=metrics,
+    )
     install_error_handlers(app)
-    app.include_router(scoring_router)
     app.include_router(router)
+    include_direct_routes(app, scoring_router)
     # Added last, so outermost: request ids, guards and the access log cover direct routes too.
-    app.add_middleware(DirectDispatch, routes=scoring_router.routes)
     app.add_middleware(
         RequestMiddleware,
         metrics=metrics,

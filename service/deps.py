@@ -10,31 +10,26 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from service.auth import HEADER, KeyRing, Scope
-from service.registry import ModelRegistry
+from service.auth import HEADER, Scope
+from service.dataplane import DataPlane
+from service.state import service_state
 
 
-async def get_registry(request: Request) -> ModelRegistry:
-    registry: ModelRegistry = request.app.state.registry
-    return registry
-
-
-def _key_ring(request: Request) -> KeyRing:
-    keys: KeyRing = request.app.state.keys
-    return keys
+async def get_dataplane(request: Request) -> DataPlane:
+    return service_state(request).dataplane
 
 
 ApiKeyHeader = Annotated[str | None, Header(alias=HEADER, description="API key")]
 
 
 async def require_predict_key(request: Request, api_key: ApiKeyHeader = None) -> None:
-    _key_ring(request).check(api_key, Scope.PREDICT)
+    service_state(request).keys.check(api_key, Scope.PREDICT)
 
 
 async def require_admin_key(request: Request, api_key: ApiKeyHeader = None) -> None:
-    _key_ring(request).check(api_key, Scope.ADMIN)
+    service_state(request).keys.check(api_key, Scope.ADMIN)
 
 
-RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
 PredictKey = Depends(require_predict_key)
 AdminKey = Depends(require_admin_key)

@@ -14,7 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ml.bundle import FEATURE_NAMES
+from ml.runtime.bundle import BundleError
+from ml.runtime.schema import FEATURE_NAMES
+from ml.runtime.store import NoProductionModel, ObjectNotFound, StoreError, StoreUnavailable
 from service.context import request_id_of
 
 N_FEATURES = len(FEATURE_NAMES)
@@ -148,6 +150,22 @@ def _small(value: Any) -> bool:
         or isinstance(value, bool | int | float)
         or (isinstance(value, str) and len(value) <= 64)
     )
+
+
+def load_failure(exc: BundleError | StoreError) -> ServiceError:
+    """A model load that failed, as the HTTP error /reload answers with: the store could not
+    be asked (503), or it answered with something that must not be served (502)."""
+    if isinstance(exc, StoreUnavailable):
+        return NotReady(f"artifact store unreachable: {exc}", code="store_unavailable")
+    if isinstance(exc, NoProductionModel):
+        return NotReady(str(exc), code="no_production_model")
+    if isinstance(exc, ObjectNotFound):
+        return BadGateway(
+            f"production names a version that is not in the store: {exc}", code="bundle_not_found"
+        )
+    if isinstance(exc, BundleError):
+        return BadGateway(f"bundle refused ({exc.reason}): {exc}", code=exc.reason)
+    return BadGateway(f"artifact store error: {exc}", code="store_error")
 
 
 # What the app answers itself, in its one error shape; anything else is a bug (a logged 500).

@@ -17,35 +17,37 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from service.settings import SettingsError, load_settings
+
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-_runtime = Path(os.environ.get("FRAUD_RUNTIME_DIR") or tempfile.mkdtemp(prefix="fraud-"))
+try:
+    settings = load_settings()  # refuse to start on bad settings, naming the variable
+except SettingsError as exc:
+    sys.stderr.write(f"fraud-api: {exc}\n")
+    raise SystemExit(2) from None
+
+_runtime = settings.runtime_dir or Path(tempfile.mkdtemp(prefix="fraud-"))
+# Read by prometheus_client and by each worker's Settings: they must be in the environment.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_runtime / "prometheus"))
 os.environ.setdefault("FRAUD_COORDINATION_DIR", str(_runtime / "workers"))
 
-bind = os.environ.get("FRAUD_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+bind = settings.bind
+workers = settings.workers
 worker_class = "service.worker.FraudUvicornWorker"
-graceful_timeout = round(float(os.environ.get("FRAUD_GRACEFUL_TIMEOUT_S", "20")))
+graceful_timeout = round(settings.graceful_timeout_s)  # each worker's Uvicorn reads it too
 timeout = 60  # a worker silent this long is restarted
 keepalive = 75  # longer than the load balancer's idle timeout (60 s), so it closes first
 accesslog = None  # one structured line per request comes from the app itself
 errorlog = "-"
-loglevel = os.environ.get("FRAUD_LOG_LEVEL", "info")
+loglevel = settings.log_level
 proc_name = "fraud-api"
 control_socket_disable = True  # unused, and it would need a writable $HOME
 
 
 def on_starting(server: Any) -> None:
-    """Master, once: refuse to start on bad settings, then wipe the shared directories."""
-    from service.settings import SettingsError, load_settings
-
-    try:
-        load_settings()
-    except SettingsError as exc:
-        sys.stderr.write(f"fraud-api: {exc}\n")
-        raise SystemExit(2) from None
+    """Master, once: wipe the shared directories, so nothing stale from an earlier run counts."""
     for variable in ("PROMETHEUS_MULTIPROC_DIR", "FRAUD_COORDINATION_DIR"):
         directory = Path(os.environ[variable])
         shutil.rmtree(directory, ignore_errors=True)

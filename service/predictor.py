@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.bundle import ModelBundle
+from ml.runtime.bundle import ModelBundle
 
 # Above this many rows, scoring moves to a thread so the event loop keeps serving.
 THREAD_ROWS = 64

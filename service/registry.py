@@ -17,18 +17,14 @@ import random
 import time
 from dataclasses import dataclass
 
-from ml.bundle import BundleError, ModelBundle, load_version
-from ml.store import ArtifactStore, PointerState, StoreError
+from ml.runtime.bundle import BundleError, ModelBundle, load_version
+from ml.runtime.store import ArtifactStore, NoProductionModel, PointerState, StoreError
 from service.coordination import PeerChannel
-from service.errors import BadGateway, NotReady, ServiceError
+from service.errors import NotReady
 from service.logging import get_logger
 from service.metrics import Metrics
 
 log = get_logger("service.registry")
-
-
-class NoProductionModel(StoreError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -41,23 +37,6 @@ class ReloadOutcome:
     took_ms: float
     workers_confirmed: int
     workers_total: int
-
-
-def as_service_error(exc: Exception) -> ServiceError:
-    """Map a load failure to the HTTP error /reload answers with."""
-    from ml.store import ObjectNotFound, StoreUnavailable
-
-    if isinstance(exc, StoreUnavailable):
-        return NotReady(f"artifact store unreachable: {exc}", code="store_unavailable")
-    if isinstance(exc, NoProductionModel):
-        return NotReady(str(exc), code="no_production_model")
-    if isinstance(exc, ObjectNotFound):
-        return BadGateway(
-            f"production names a version that is not in the store: {exc}", code="bundle_not_found"
-        )
-    if isinstance(exc, BundleError):
-        return BadGateway(f"bundle refused ({exc.reason}): {exc}", code=exc.reason)
-    return BadGateway(f"artifact store error: {exc}", code="store_error")
 
 
 class ModelRegistry:

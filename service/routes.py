@@ -1,32 +1,31 @@
-"""HTTP routes. Thin: validate, call the predictor or registry, shape the answer."""
+"""HTTP routes. Thin: authenticate, parse, call the data plane, serialise the answer."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from ml.bundle import FEATURE_NAMES, BundleError
-from ml.store import StoreError
+from ml.runtime.bundle import BundleError
+from ml.runtime.schema import FEATURE_NAMES
+from ml.runtime.store import StoreError
 from service.auth import HEADER, Scope
 from service.context import header, request_id_of, request_state
-from service.deps import AdminKey, PredictKey, RegistryDep
+from service.deps import AdminKey, DataPlaneDep, PredictKey
 from service.direct import DirectRoute
-from service.errors import NotReady, PayloadTooLarge, error_response, invalid_request
-from service.predictor import MicroBatcher, score_batch
-from service.registry import ModelRegistry, ReloadOutcome, as_service_error
+from service.errors import NotReady, error_response, invalid_request, load_failure
+from service.registry import ReloadOutcome
 from service.schemas import (
     BatchRequest,
     BatchResponse,
     PredictRequest,
     PredictResponse,
 )
-from service.settings import Settings
+from service.state import service_state
 
 router = APIRouter()
 # The two scoring routes: called by `DirectDispatch` without FastAPI's per-request machinery.
@@ -69,7 +68,7 @@ def _documented(model: type[BaseModel]) -> dict[str, Any]:
 
 
 async def _parse(request: Request, model: type[Body]) -> Body:
-    request.app.state.keys.check(header(request.scope, HEADER_KEY), Scope.PREDICT)
+    service_state(request).keys.check(header(request.scope, HEADER_KEY), Scope.PREDICT)
     raw = await request.body()
     try:
         return model.model_validate_json(raw)
@@ -82,20 +81,16 @@ async def _parse(request: Request, model: type[Body]) -> Body:
 )
 async def predict(request: Request) -> Response:
     body = await _parse(request, PredictRequest)
-    batcher: MicroBatcher = request.app.state.batcher
     features = body.features if body.features is not None else body.transaction
-    probability, bundle = await batcher.score_one(_row(features))
-    threshold = body.threshold if body.threshold is not None else bundle.threshold
-    is_fraud = probability >= threshold
-    request_state(request.scope)["model_version"] = bundle.version
-    request.app.state.metrics.count_prediction(probability, is_fraud)
+    prediction = await service_state(request).dataplane.predict(_row(features), body.threshold)
+    request_state(request.scope)["model_version"] = prediction.model_version
     return json_response(
         {
             "request_id": request_id_of(request.scope),
-            "model_version": bundle.version,
-            "fraud_probability": probability,
-            "is_fraud": is_fraud,
-            "threshold": threshold,
+            "model_version": prediction.model_version,
+            "fraud_probability": prediction.fraud_probability,
+            "is_fraud": prediction.is_fraud,
+            "threshold": prediction.threshold,
         }
     )
 
@@ -105,53 +100,34 @@ async def predict(request: Request) -> Response:
 )
 async def predict_batch(request: Request) -> Response:
     body = await _parse(request, BatchRequest)
-    settings: Settings = request.app.state.settings
-    registry: ModelRegistry = request.app.state.registry
-    n = len(body.transactions)
-    if n == 0:
-        raise PayloadTooLarge(
-            f"transactions is empty: send between 1 and {settings.max_batch_rows} rows",
-            code="empty_batch",
-        )
-    if n > settings.max_batch_rows:
-        raise PayloadTooLarge(
-            f"transactions has {n} rows; the limit is "
-            f"FRAUD_MAX_BATCH_ROWS={settings.max_batch_rows}"
-        )
-    rows = np.asarray([_row(r) for r in body.transactions], dtype=np.float64)
-    scored = await score_batch(registry.require_bundle, rows)
-    decisions = scored.decisions()
-    request_state(request.scope)["model_version"] = scored.bundle.version
-    probabilities = scored.probabilities.tolist()
-    flags = decisions.tolist()
-    metrics = request.app.state.metrics
-    for probability, is_fraud in zip(probabilities, flags, strict=True):
-        metrics.count_prediction(probability, is_fraud)
+    batch = await service_state(request).dataplane.predict_batch(
+        [_row(r) for r in body.transactions]
+    )
+    request_state(request.scope)["model_version"] = batch.model_version
     return json_response(
         {
             "request_id": request_id_of(request.scope),
-            "model_version": scored.bundle.version,
-            "threshold": scored.bundle.threshold,
+            "model_version": batch.model_version,
+            "threshold": batch.threshold,
             "predictions": [
                 {"fraud_probability": p, "is_fraud": d}
-                for p, d in zip(probabilities, flags, strict=True)
+                for p, d in zip(batch.fraud_probabilities, batch.is_fraud, strict=True)
             ],
         }
     )
 
 
 @router.get("/model", dependencies=[PredictKey])
-async def model(registry: RegistryDep) -> Response:
-    bundle = registry.require_bundle()
-    return json_response(bundle.manifest.summary() | {"manifest_sha256": bundle.manifest_sha256})
+async def model(plane: DataPlaneDep) -> Response:
+    return json_response(plane.model_card())
 
 
 @router.post("/reload", response_model=ReloadOutcome, dependencies=[AdminKey])
-async def reload(request: Request, registry: RegistryDep) -> Response:
+async def reload(request: Request, plane: DataPlaneDep) -> Response:
     try:
-        outcome = await registry.reload("api")
+        outcome = await plane.reload()
     except (StoreError, BundleError) as exc:
-        raise as_service_error(exc) from exc
+        raise load_failure(exc) from exc
     request_state(request.scope)["model_version"] = outcome.version
     return json_response(asdict(outcome))
 
@@ -162,15 +138,15 @@ async def live() -> Response:
 
 
 @router.get("/health/ready")
-async def ready(request: Request, registry: RegistryDep) -> Response:
-    bundle = registry.bundle
+async def ready(request: Request, plane: DataPlaneDep) -> Response:
+    bundle = plane.serving()
     if bundle is None:
-        reason = f"no verified model loaded: {registry.not_ready_reason}"
+        reason = f"no verified model loaded: {plane.registry.not_ready_reason}"
         return error_response(NotReady(reason), request_id_of(request.scope))
     return json_response({"status": "ready", "model_version": bundle.version})
 
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    body, content_type = request.app.state.metrics.render()
+    body, content_type = service_state(request).metrics.render()
     return Response(body, media_type=content_type)

@@ -15,7 +15,9 @@ KeyList = Annotated[list[SecretStr], NoDecode]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUD_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     store_uri: str = Field(min_length=1)
     """Where models live: `s3://bucket/prefix`, `file:///dir` or a directory path."""
@@ -32,6 +34,16 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     """Largest request body accepted, checked before the body is read (more: 413)."""
+
+    bind: str = Field(default="0.0.0.0:8000", pattern=r"^\S+:\d{1,5}$")
+    """host:port Gunicorn listens on. The container's default; `fraudctl serve` sets it."""
+
+    workers: int = Field(default=2, ge=1, le=64, validation_alias="WEB_CONCURRENCY")
+    """Gunicorn worker processes (`WEB_CONCURRENCY`, the common name): one per vCPU."""
+
+    runtime_dir: Path | None = None
+    """Where the master keeps the workers' shared files (metrics, reload marker); a fresh
+    temporary directory when unset."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
@@ -59,7 +71,8 @@ class Settings(BaseSettings):
     """How long /reload waits for the other workers of the task to confirm the new version."""
 
     graceful_timeout_s: float = Field(default=20.0, gt=0.0, lt=30.0)
-    """On SIGTERM, how long in-flight requests may take to finish (ECS waits 30 s)."""
+    """On SIGTERM, how long in-flight requests may take to finish (ECS waits 30 s). Gunicorn's
+    graceful timeout and each Uvicorn worker's shutdown timeout both come from it."""
 
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
@@ -79,6 +92,7 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            variable = "FRAUD_" + str(error["loc"][0]).upper() if error["loc"] else "FRAUD_*"
+            name = str(error["loc"][0]) if error["loc"] else "*"
+            variable = name if name.isupper() else "FRAUD_" + name.upper()  # aliases are upper
             problems.append(f"{variable}: {error['msg']}")
         raise SettingsError("invalid service settings: " + "; ".join(problems)) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 from uvicorn_worker import UvicornWorker
@@ -15,5 +14,9 @@ class FraudUvicornWorker(UvicornWorker):  # type: ignore[misc]
         "lifespan": "on",
         "access_log": False,  # the app logs one structured line per request
         "server_header": False,
-        "timeout_graceful_shutdown": float(os.environ.get("FRAUD_GRACEFUL_TIMEOUT_S", "20")),
     }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Gunicorn's graceful timeout (from FRAUD_GRACEFUL_TIMEOUT_S) bounds Uvicorn's too.
+        self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout

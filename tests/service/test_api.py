@@ -1,4 +1,7 @@
-"""The HTTP contract, in-process: real app, real bundle, real local store."""
+"""The HTTP contract, in-process: real app, real bundle, real local store.
+
+Over 300 lines because it is the API's one contract, endpoint by endpoint; split, a reader
+would have to look in several places for what one request may answer."""
 
 from __future__ import annotations
 
@@ -10,11 +13,12 @@ import pytest
 import structlog
 from fastapi.testclient import TestClient
 
-from ml.bundle import FEATURE_NAMES, load_bundle
 from ml.data import Dataset
+from ml.runtime.bundle import load_bundle
+from ml.runtime.schema import FEATURE_NAMES
 from service.app import create_app
 from service.logging import configure_logging
-from tests.service.conftest import ADMIN, API_KEY_2, AUTH, make_settings
+from tests.support.app import ADMIN, API_KEY_2, AUTH, make_settings
 
 ROW = [0.5] * 30
 
@@ -354,5 +358,5 @@ def test_a_bug_becomes_a_logged_500_with_the_request_id(local_store: Any) -> Non
     }
     assert response.headers["x-request-id"] == "trace-1"
     assert 'fraud_http_requests_total{method="GET",route="/boom",status="500"} 1.0' in (
-        app.state.metrics.render()[0].decode()
+        app.state.service.metrics.render()[0].decode()
     )

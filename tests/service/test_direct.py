@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from service.direct import DirectDispatch, DirectRoute
+from service.direct import DirectRoute, include_direct_routes
 from service.errors import Forbidden, install_error_handlers
 
 
@@ -32,9 +32,8 @@ def _app() -> FastAPI:
 
     app = FastAPI()
     install_error_handlers(app)
-    app.include_router(direct)
     app.include_router(plain)
-    app.add_middleware(DirectDispatch, routes=direct.routes)
+    include_direct_routes(app, direct)
     return app
 
 
@@ -76,3 +75,42 @@ def test_a_direct_route_has_a_fixed_path() -> None:
 
     with pytest.raises(ValueError, match="fixed path"):
         router.add_api_route("/score/{item}", by_id, methods=["POST"])
+
+
+async def _direct_endpoint(request: Request) -> Response:
+    return Response()
+
+
+async def _require_key() -> None:
+    raise Forbidden("never reached by a direct call")
+
+
+def test_a_direct_route_refuses_route_dependencies() -> None:
+    router = APIRouter(route_class=DirectRoute)
+    with pytest.raises(ValueError, match="has dependencies"):
+        router.add_api_route(
+            "/score", _direct_endpoint, methods=["POST"], dependencies=[Depends(_require_key)]
+        )
+
+
+def test_a_direct_route_refuses_router_dependencies() -> None:
+    router = APIRouter(route_class=DirectRoute, dependencies=[Depends(_require_key)])
+    with pytest.raises(ValueError, match="has dependencies"):
+        router.add_api_route("/score", _direct_endpoint, methods=["POST"])
+    with pytest.raises(ValueError, match="cannot have dependencies"):
+        include_direct_routes(FastAPI(), router)
+
+
+def test_a_direct_endpoint_takes_only_the_request() -> None:
+    async def with_query(request: Request, limit: int = 10) -> Response:
+        return Response()
+
+    async def with_dependency(request: Request, _: None = Depends(_require_key)) -> Response:
+        return Response()
+
+    async def without_request(limit: int = 10) -> Response:
+        return Response()
+
+    for endpoint in (with_query, with_dependency, without_request):
+        with pytest.raises(ValueError, match="exactly one parameter, the Request"):
+            APIRouter(route_class=DirectRoute).add_api_route("/score", endpoint, methods=["POST"])

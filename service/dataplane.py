@@ -1,0 +1,89 @@
+"""The data plane: everything the service does with a model, without HTTP.
+
+Like MLServer's `DataPlane`: one object scores one row (through the micro-batcher) and many
+rows, applies the decision threshold, counts per-prediction metrics, enforces the batch limits
+and reloads. Routes authenticate, parse, call it and serialise; nothing here knows a request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ml.runtime.bundle import ModelBundle
+from service.errors import PayloadTooLarge
+from service.metrics import Metrics
+from service.predictor import MicroBatcher, score_batch
+from service.registry import ModelRegistry, ReloadOutcome
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model_version: str
+    fraud_probability: float
+    is_fraud: bool
+    threshold: float
+
+
+@dataclass(frozen=True)
+class BatchPredictions:
+    model_version: str
+    threshold: float
+    fraud_probabilities: list[float]
+    is_fraud: list[bool]
+
+
+class DataPlane:
+    def __init__(self, registry: ModelRegistry, metrics: Metrics, *, max_batch_rows: int) -> None:
+        self.registry = registry
+        self._metrics = metrics
+        self._max_batch_rows = max_batch_rows
+        self._batcher = MicroBatcher(registry.require_bundle, on_batch=metrics.batch_rows.observe)
+
+    async def predict(self, row: list[float], threshold: float | None = None) -> Prediction:
+        """One row of raw features, scored together with whatever else is waiting."""
+        probability, bundle = await self._batcher.score_one(row)
+        cut = bundle.threshold if threshold is None else threshold
+        is_fraud = probability >= cut
+        self._metrics.count_prediction(probability, is_fraud)
+        return Prediction(bundle.version, probability, is_fraud, cut)
+
+    def check_batch_size(self, n_rows: int) -> None:
+        """Refuse an empty or oversized batch before any row is looked at."""
+        if n_rows == 0:
+            raise PayloadTooLarge(
+                f"transactions is empty: send between 1 and {self._max_batch_rows} rows",
+                code="empty_batch",
+            )
+        if n_rows > self._max_batch_rows:
+            raise PayloadTooLarge(
+                f"transactions has {n_rows} rows; the limit is "
+                f"FRAUD_MAX_BATCH_ROWS={self._max_batch_rows}"
+            )
+
+    async def predict_batch(
+        self, rows: list[list[float]], threshold: float | None = None
+    ) -> BatchPredictions:
+        """Many rows with one bundle, even if a reload swaps it meanwhile."""
+        self.check_batch_size(len(rows))
+        scored = await score_batch(self.registry.require_bundle, np.asarray(rows, dtype=np.float64))
+        cut = scored.bundle.threshold if threshold is None else threshold
+        probabilities = scored.probabilities.tolist()
+        flags = (scored.probabilities >= cut).tolist()
+        for probability, is_fraud in zip(probabilities, flags, strict=True):
+            self._metrics.count_prediction(probability, is_fraud)
+        return BatchPredictions(scored.bundle.version, cut, probabilities, flags)
+
+    def model_card(self) -> dict[str, Any]:
+        bundle = self.registry.require_bundle()
+        return bundle.manifest.summary() | {"manifest_sha256": bundle.manifest_sha256}
+
+    def serving(self) -> ModelBundle | None:
+        """The bundle being served, or None before the first load."""
+        return self.registry.bundle
+
+    async def reload(self) -> ReloadOutcome:
+        """Follow production.json now, in every worker. Raises the load failure's cause."""
+        return await self.registry.reload("api")
