@@ -15,6 +15,9 @@ bench/results/latest.json:
 - RSS of each worker.
 
 Bounded in time (about 2 minutes), 127.0.0.1 only; it stops what it started, by PID.
+
+Over 300 lines: one script that owns the whole run (servers, rounds, table, JSON), so the
+figures in the README come from one place; the load generator is `bench.loadgen`.
 """
 
 from __future__ import annotations
@@ -39,27 +42,21 @@ import numpy as np
 
 from bench.loadgen import LoadResult, run_load, wrk_available
 from ml.data import load_dataset
-from ml.store import S3Store
+from ml.runtime.s3_store import S3Store
 from ml.train import train_bundle
-from tests.conftest import AWS_ENV, DEV_DATA, free_port, stop_process, wait_for_port
-from tests.server import ServiceProcess, once
-from tests.service.conftest import promote_files
+from tests.support.bundles import promote_files
+from tests.support.processes import (
+    AWS_ENV,
+    DEV_DATA,
+    free_port,
+    start_moto,
+    stop_process,
+    wait_for_port,
+)
+from tests.support.server import ServiceProcess, once
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY, ADMIN_KEY = "bench-key", "bench-admin"
-
-
-def start_moto(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    log = open(tmp / "moto.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **AWS_ENV},
-    )
-    wait_for_port(port)
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def worker_rss_mb(master_pid: int) -> list[float]:
@@ -192,7 +189,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="fraud-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        moto, endpoint = start_moto(tmp)
+        moto, endpoint = start_moto(tmp / "moto.log")
         os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
         floor = None
         server = None

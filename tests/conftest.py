@@ -4,10 +4,6 @@ and bundles trained for real."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,62 +12,20 @@ import boto3
 import numpy as np
 import pytest
 
-from ml.bundle import load_bundle
 from ml.data import Dataset, load_dataset
-from ml.store import ArtifactStore, LocalStore, S3Store
+from ml.runtime.bundle import load_bundle
+from ml.runtime.local_store import LocalStore
+from ml.runtime.s3_store import S3Store
+from ml.runtime.store import ArtifactStore
 from ml.train import train_bundle
-
-REPO = Path(__file__).resolve().parent.parent
-DEV_DATA = REPO / "data" / "creditcard_dev.csv.gz"
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """Stop a process this test session started, by its PID, and reap it."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
+from tests.support.processes import AWS_ENV, DEV_DATA, start_moto, stop_process
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto S3 server on 127.0.0.1: real HTTP, real boto3, nothing mocked in-process."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **AWS_ENV},
-        )
+    proc, endpoint = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
     try:
-        wait_for_port(port)
-        endpoint = f"http://127.0.0.1:{port}"
         saved = {k: os.environ.get(k) for k in (*AWS_ENV, "AWS_ENDPOINT_URL_S3")}
         os.environ.update(AWS_ENV | {"AWS_ENDPOINT_URL_S3": endpoint})
         yield endpoint

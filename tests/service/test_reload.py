@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
-from ml.bundle import MANIFEST_FILE, MODEL_FILE
-from ml.store import LocalStore, Pointer, S3Store, utc_now
+from ml.runtime.layout import MANIFEST_FILE, MODEL_FILE
+from ml.runtime.local_store import LocalStore
+from ml.runtime.s3_store import S3Store
+from ml.runtime.store import Pointer, utc_now
 from service.app import create_app
-from tests.conftest import AWS_ENV, free_port, stop_process, wait_for_port
-from tests.service.conftest import ADMIN, AUTH, make_settings, promote_files, wait_ready
+from tests.support.app import ADMIN, AUTH, make_settings, wait_ready
+from tests.support.bundles import promote_files
+from tests.support.processes import AWS_ENV, free_port, stop_process, wait_for_port
 
 ROW = {"features": [0.5] * 30}
 
@@ -105,84 +109,64 @@ def _assert_failed_but_serving(
     assert reload_failures(client) == before + 1
 
 
-def test_pointer_naming_a_missing_version(
-    client: TestClient, local_store: LocalStore, bundle_version: str
-) -> None:
-    _point_at(local_store, "20990101T000000Z-missing", "0" * 64)
-    _assert_failed_but_serving(
-        client,
-        bundle_version,
-        502,
-        "bundle_not_found",
-        "models/20990101T000000Z-missing/model.joblib does not exist",
-    )
+def _missing_version(store: LocalStore, files: dict[str, bytes]) -> None:
+    _point_at(store, "20990101T000000Z-missing", "0" * 64)
 
 
-def test_missing_file(
-    client: TestClient,
-    local_store: LocalStore,
-    bundle_version: str,
-    other_bundle_files: dict[str, bytes],
-) -> None:
-    (promote_second(local_store, other_bundle_files) / "preprocessor.joblib").unlink()
-    _assert_failed_but_serving(
-        client, bundle_version, 502, "bundle_not_found", "preprocessor.joblib does not exist"
-    )
+def _missing_file(store: LocalStore, files: dict[str, bytes]) -> None:
+    (promote_second(store, files) / "preprocessor.joblib").unlink()
 
 
-def test_tampered_file(
-    client: TestClient,
-    local_store: LocalStore,
-    bundle_version: str,
-    other_bundle_files: dict[str, bytes],
-) -> None:
-    model = promote_second(local_store, other_bundle_files) / MODEL_FILE
+def _tampered_file(store: LocalStore, files: dict[str, bytes]) -> None:
+    model = promote_second(store, files) / MODEL_FILE
     model.write_bytes(model.read_bytes()[:-1] + b"\x00")
-    _assert_failed_but_serving(
-        client, bundle_version, 502, "checksum_mismatch", "model.joblib has sha256"
-    )
 
 
-def test_tampered_manifest(
-    client: TestClient,
-    local_store: LocalStore,
-    bundle_version: str,
-    other_bundle_files: dict[str, bytes],
-) -> None:
-    manifest = promote_second(local_store, other_bundle_files) / MANIFEST_FILE
+def _tampered_manifest(store: LocalStore, files: dict[str, bytes]) -> None:
+    manifest = promote_second(store, files) / MANIFEST_FILE
     manifest.write_bytes(manifest.read_bytes().replace(b'"threshold"', b'"threshold" '))
-    _assert_failed_but_serving(
-        client, bundle_version, 502, "checksum_mismatch", "the pointer expects"
-    )
 
 
-def test_other_scikit_learn_version(
-    client: TestClient,
-    local_store: LocalStore,
-    bundle_version: str,
-    other_bundle_files: dict[str, bytes],
-) -> None:
-    runtime = json.loads(other_bundle_files[MANIFEST_FILE])["runtime"] | {"scikit-learn": "1.2.0"}
-    files = with_manifest(other_bundle_files, runtime=runtime, version="v-old-sklearn")
-    promote_files(local_store, files)
-    _assert_failed_but_serving(
-        client, bundle_version, 502, "incompatible_runtime", "built with scikit-learn 1.2.0"
-    )
+def _other_scikit_learn(store: LocalStore, files: dict[str, bytes]) -> None:
+    runtime = json.loads(files[MANIFEST_FILE])["runtime"] | {"scikit-learn": "1.2.0"}
+    promote_files(store, with_manifest(files, runtime=runtime, version="v-old-sklearn"))
 
 
-def test_canary_mismatch(
-    client: TestClient,
-    local_store: LocalStore,
-    bundle_version: str,
-    other_bundle_files: dict[str, bytes],
-) -> None:
-    canary = json.loads(other_bundle_files[MANIFEST_FILE])["canary"]
+def _canary_mismatch(store: LocalStore, files: dict[str, bytes]) -> None:
+    canary = json.loads(files[MANIFEST_FILE])["canary"]
     canary["fraud_probability"] = [p + 1e-6 for p in canary["fraud_probability"]]
-    files = with_manifest(other_bundle_files, canary=canary, version="v-bad-canary")
-    promote_files(local_store, files)
-    _assert_failed_but_serving(
-        client, bundle_version, 502, "canary_mismatch", "canary rows scored via"
-    )
+    promote_files(store, with_manifest(files, canary=canary, version="v-bad-canary"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "status", "code", "cause"),
+    [
+        (
+            _missing_version,
+            502,
+            "bundle_not_found",
+            "models/20990101T000000Z-missing/model.joblib does not exist",
+        ),
+        (_missing_file, 502, "bundle_not_found", "preprocessor.joblib does not exist"),
+        (_tampered_file, 502, "checksum_mismatch", "model.joblib has sha256"),
+        (_tampered_manifest, 502, "checksum_mismatch", "the pointer expects"),
+        (_other_scikit_learn, 502, "incompatible_runtime", "built with scikit-learn 1.2.0"),
+        (_canary_mismatch, 502, "canary_mismatch", "canary rows scored via"),
+    ],
+    ids=lambda value: getattr(value, "__name__", "").strip("_") or None,
+)
+def test_a_damaged_production_bundle_is_refused_and_the_old_one_serves(
+    client: TestClient,
+    local_store: LocalStore,
+    bundle_version: str,
+    other_bundle_files: dict[str, bytes],
+    damage: Callable[[LocalStore, dict[str, bytes]], None],
+    status: int,
+    code: str,
+    cause: str,
+) -> None:
+    damage(local_store, other_bundle_files)
+    _assert_failed_but_serving(client, bundle_version, status, code, cause)
 
 
 def test_concurrent_reloads_are_serialised(

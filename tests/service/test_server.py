@@ -14,12 +14,15 @@ from typing import Any
 
 import pytest
 
-from ml.bundle import MANIFEST_FILE, load_bundle
 from ml.data import Dataset
-from ml.store import Pointer, S3Store, utc_now
+from ml.runtime.bundle import load_bundle
+from ml.runtime.layout import MANIFEST_FILE
+from ml.runtime.s3_store import S3Store
+from ml.runtime.store import Pointer, utc_now
 from ml.train import train_bundle
-from tests.server import PREDICT_BODY, Http, ServiceProcess, once
-from tests.service.conftest import ADMIN, ADMIN_KEY, API_KEY, AUTH, promote_files
+from tests.support.app import ADMIN, ADMIN_KEY, API_KEY, AUTH
+from tests.support.bundles import promote_files
+from tests.support.server import PREDICT_BODY, Http, ServiceProcess, once
 
 pytestmark = pytest.mark.slow
 LOAD_SECONDS = float(os.environ.get("FRAUD_TEST_LOAD_SECONDS", "20"))

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import free_port, stop_process
+from tests.support.processes import free_port, stop_process
 
 PREDICT_BODY = json.dumps({"features": [0.5] * 30}).encode()
 
