@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 # The embedded default: a local directory store, the committed data sample.
 RUN_STORE ?= file://$(CURDIR)/.local/store
-RUN_DATA ?= data/creditcard_dev.csv.gz
+RUN_DATA ?= data/creditcard_train.csv.gz
+RUN_EVAL ?= data/creditcard_eval.csv.gz
 RUN_WORK ?= .local/work
 
-.PHONY: install run test lint typecheck pytest bench bench-train lock clean
+.PHONY: install run test lint typecheck pytest bench bench-quality bench-train lock clean
 
 install: $(STAMP)
 
@@ -22,10 +23,11 @@ $(STAMP): requirements/dev.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	touch $@
 
-## run: train on the committed sample if no production model exists, promote it into a local
-## store, and serve it on 127.0.0.1:8000.
+## run: train on the committed training rows if no production model exists, promote it into a
+## local store (judged on the committed evaluation rows), and serve it on 127.0.0.1:8000.
 run: install
-	$(BIN)/fraudctl run-local --store "$(RUN_STORE)" --data "$(RUN_DATA)" --work-dir "$(RUN_WORK)"
+	$(BIN)/fraudctl run-local --store "$(RUN_STORE)" --data "$(RUN_DATA)" --eval-data "$(RUN_EVAL)" \
+		--work-dir "$(RUN_WORK)"
 
 ## test: lint, format check, import contracts (.importlinter), type checks, deployment-file checks and the whole pytest suite.
 test: lint typecheck pytest
@@ -51,6 +53,10 @@ $(SERVE_VENV)/.installed: requirements/serve.lock pyproject.toml
 
 bench: install $(SERVE_VENV)/.installed
 	$(BIN)/python -m bench.run --serve-python $(CURDIR)/$(SERVE_VENV)/bin/python
+
+## bench-quality: quality on the committed evaluation rows at production prevalence, 6 seeds.
+bench-quality: install
+	$(BIN)/python -m bench.quality --seeds 6
 
 ## bench-train: training time and peak memory at the full dataset's size (284,807 rows).
 bench-train: install

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def generate(path: Path, rows: int, seed: int = 0) -> None:
-    sample = load_dataset(REPO / "data" / "creditcard_dev.csv.gz")
+    sample = load_dataset(REPO / "data" / "creditcard_train.csv.gz")
     rng = np.random.default_rng(seed)
     n_fraud = round(rows * PRODUCTION_FRAUDS / 284_807)
     fraud = rng.choice(np.flatnonzero(sample.y == 1), size=n_fraud)

@@ -36,6 +36,8 @@ def build_bundle_files(
     params: dict[str, Any],
     metrics: dict[str, Any],
     canary_rows: np.ndarray,
+    prevalence: float | None = None,
+    training_rows: dict[str, Any] | None = None,
     created_at: datetime | None = None,
 ) -> dict[str, bytes]:
     """Serialise a fitted model into bundle files, manifest last. Nothing touches disk."""
@@ -58,6 +60,8 @@ def build_bundle_files(
         params=params,
         metrics=metrics,
         canary={"rows": canary.tolist(), "fraud_probability": expected.tolist()},
+        prevalence=prevalence,
+        training_rows=training_rows,
     )
     return {**artifacts, MANIFEST_FILE: manifest.to_json()}
 

@@ -10,16 +10,20 @@ import numpy as np
 
 from ml.promote import Decision, Evaluated, PromotionResult
 
-ROWS = (
-    ("F1", "f1"),
-    ("Precision", "precision"),
-    ("Recall", "recall"),
-    ("PR-AUC", "pr_auc"),
-    ("ROC-AUC", "roc_auc"),
-    ("F1 at production prevalence (0.172 %)", "f1_at_production_prevalence"),
-    ("Precision at production prevalence", "precision_at_production_prevalence"),
-    ("Threshold", "threshold"),
-)
+
+def rows(prevalence: float) -> tuple[tuple[str, str], ...]:
+    at = f"at {prevalence:.3%}"
+    return (
+        (f"F1 {at}", "f1"),
+        (f"Precision {at}", "precision"),
+        ("Recall", "recall"),
+        (f"PR-AUC {at}", "pr_auc"),
+        ("ROC-AUC", "roc_auc"),
+        ("F1 on the sample as it is", "sample_f1"),
+        ("Precision on the sample", "sample_precision"),
+        ("PR-AUC on the sample", "sample_pr_auc"),
+        ("Threshold", "threshold"),
+    )
 
 
 def write_report(directory: Path, result: PromotionResult) -> dict[str, Path]:
@@ -34,6 +38,12 @@ def write_report(directory: Path, result: PromotionResult) -> dict[str, Path]:
     paths["markdown"].write_text(_markdown(decision))
     _plot(paths["pr_curve"], result.candidate, result.production, result.labels)
     return paths
+
+
+def _overlap(overlap: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{o['version']}: {'unknown' if o['rows'] is None else o['rows']}" for o in overlap
+    )
 
 
 def _cell(metrics: dict[str, Any] | None, key: str) -> str:
@@ -67,13 +77,20 @@ def _markdown(decision: Decision) -> str:
         f"- Production: `{prod_version}`",
         f"- Store: `{decision.store}`; decided at {decision.decided_at}",
         f"- Evaluation data: `{data['path']}`, sha256 `{data['sha256']}`, {data['rows']} rows, "
-        f"{data['frauds']} frauds (prevalence {data['prevalence']:.4%}; production is 0.172 %, "
-        "so plain precision and F1 here are optimistic)",
+        f"{data['frauds']} frauds (prevalence {data['prevalence']:.3%})",
+        f"- Metrics are weighted to the configured prevalence, {decision.prevalence:.3%}, "
+        "first: each legit row counts as many as production's class balance needs; the "
+        "sample's own figures follow",
+        f"- Rows a model trained on: {_overlap(decision.overlap)}"
+        + (" (--allow-overlap)" if decision.allow_overlap else ""),
         "",
         "| metric | candidate | production |",
         "| --- | --- | --- |",
     ]
-    lines += [f"| {name} | {_cell(cand, key)} | {_cell(prod, key)} |" for name, key in ROWS]
+    lines += [
+        f"| {name} | {_cell(cand, key)} | {_cell(prod, key)} |"
+        for name, key in rows(decision.prevalence)
+    ]
     lines.append(f"| Confusion matrix | {_cm(cand)} | {_cm(prod)} |")
     lines += ["", "![precision-recall curves](pr_curve.png)", ""]
     if decision.notify:

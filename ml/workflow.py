@@ -7,9 +7,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ml.build import write_bundle
 from ml.data import load_dataset
+from ml.evaluate import DEFAULT_PREVALENCE
 from ml.promote import PromotionResult, promote
 from ml.runtime.bundle import ModelBundle, load_bundle
 from ml.runtime.store import ArtifactStore
@@ -32,20 +34,40 @@ class PromotionOptions:
     notify_urls: tuple[str, ...] = ()
     admin_key: str = ""
     report_dir: Path | None = None
+    prevalence: float = DEFAULT_PREVALENCE
+    allow_overlap: bool = False
+    max_prauc_drop: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How a candidate is trained: model family, seed, and the prevalence its threshold and
+    metrics are tuned for, with the threshold's objective."""
+
+    model: str = DEFAULT_MODEL
+    seed: int = 0
+    prevalence: float = DEFAULT_PREVALENCE
+    objective: str = "f1"
 
 
 def train_candidate(
     data: Path,
     out: Path,
+    options: TrainingOptions = TrainingOptions(),
     *,
-    model: str = DEFAULT_MODEL,
-    seed: int = 0,
     progress: Progress = _quiet,
 ) -> ModelBundle:
     """Train on `data`, check the bundle as the service would, and write it to `out`."""
     progress(f"reading {data}")
     dataset = load_dataset(data)
-    files = train_bundle(dataset, model_name=model, seed=seed, progress=progress)
+    files = train_bundle(
+        dataset,
+        model_name=options.model,
+        seed=options.seed,
+        prevalence=options.prevalence,
+        objective=options.objective,
+        progress=progress,
+    )
     bundle = load_bundle(files)  # the candidate must pass the same checks the service applies
     write_bundle(out, files)
     progress(f"wrote candidate bundle {bundle.version} to {out}")
@@ -61,7 +83,6 @@ def promote_candidate(
     progress: Progress = _quiet,
 ) -> PromotionResult:
     """Compare-and-promote, then notify the services and write the report."""
-    from ml.notify import notify_reload
     from ml.report import write_report
 
     result = promote(
@@ -71,21 +92,14 @@ def promote_candidate(
         min_delta=options.min_delta,
         force=options.force,
         dry_run=options.dry_run,
+        prevalence=options.prevalence,
+        allow_overlap=options.allow_overlap,
+        max_prauc_drop=options.max_prauc_drop,
     )
     decision = result.decision
     if decision.promoted:
         progress(f"PROMOTED {decision.candidate['version']} ({decision.action}): {decision.reason}")
-        for url in options.notify_urls:
-            notified = notify_reload(url, options.admin_key)
-            decision.notify.append(notified)
-            if notified["ok"]:
-                progress(f"notified {notified['url']}: {notified['response']}")
-            else:
-                progress(
-                    f"WARNING: notify {notified['url']} failed after {notified['attempts']} "
-                    f"attempt(s): {notified['error']} (services will still pick the model up "
-                    "when they next poll)"
-                )
+        decision.notify.extend(notify_services(options.notify_urls, options.admin_key, progress))
     elif decision.promote:
         progress(f"DRY RUN: would promote {decision.candidate['version']}: {decision.reason}")
     else:
@@ -96,20 +110,40 @@ def promote_candidate(
     return result
 
 
+def notify_services(
+    urls: tuple[str, ...], admin_key: str, progress: Progress = _quiet
+) -> list[dict[str, Any]]:
+    """POST /reload to each service; say how each went. Never raises: services also poll."""
+    from ml.notify import notify_reload
+
+    outcomes = []
+    for url in urls:
+        notified = notify_reload(url, admin_key)
+        outcomes.append(notified)
+        if notified["ok"]:
+            progress(f"notified {notified['url']}: {notified['response']}")
+        else:
+            progress(
+                f"WARNING: notify {notified['url']} failed after {notified['attempts']} "
+                f"attempt(s): {notified['error']} (services will still pick the model up "
+                "when they next poll)"
+            )
+    return outcomes
+
+
 def train_and_promote(
     train_data: Path,
     eval_data: Path,
     store: ArtifactStore,
     options: PromotionOptions,
+    training: TrainingOptions = TrainingOptions(),
     *,
-    model: str = DEFAULT_MODEL,
-    seed: int = 0,
     work_dir: Path | None = None,
     progress: Progress = _quiet,
 ) -> PromotionResult:
-    """Train a candidate, then compare-and-promote it: `retrain` and `run-local` in one call.
+    """Train a candidate, then compare-and-promote it on other rows: `retrain` and `run-local`.
     The candidate goes to `work_dir/candidate` (kept), or to a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="fraud-candidate-") as tmp:
         candidate = (work_dir or Path(tmp)) / "candidate"
-        train_candidate(train_data, candidate, model=model, seed=seed, progress=progress)
+        train_candidate(train_data, candidate, training, progress=progress)
         return promote_candidate(candidate, eval_data, store, options, progress=progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ml.cli.options import add_gate
 from ml.cli.output import EXIT_ERROR, EXIT_OK, print_json, say, table
 
 
@@ -20,6 +21,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     source.add_argument("--store", help="a store; production unless --version")
     evaluate.add_argument("--version", help="with --store: a version other than production")
     evaluate.add_argument("--data", type=Path, required=True)
+    add_gate(evaluate)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -44,28 +46,39 @@ def cmd_history(args: argparse.Namespace) -> int:
         )
         for v in history.versions
     ]
-    header = ("version (* live)", "model", "created", "test F1 (training)", "PR-AUC (training)")
-    print(table(versions, header))
+    # Training metrics are weighted to each bundle's prevalence (older bundles: the sample's).
+    print(
+        table(
+            versions,
+            ("version (* live)", "model", "created", "test F1 (training)", "PR-AUC (training)"),
+        )
+    )
     print()
     log = [
         (
             p.promoted_at,
-            p.action,
+            p.action.upper() if p.action == "keep" else p.action,
             p.version,
             p.previous_version or "-",
+            _f1s(p.details),
             p.promoted_by,
             str(p.details.get("reason", "")),
         )
         for p in history.log
     ]
-    print(table(log, ("when", "action", "version", "previous", "by", "reason")))
+    print(
+        table(
+            log,
+            ("when", "action", "version", "production before", "F1 cand / prod", "by", "reason"),
+        )
+    )
     return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ml.data import load_dataset
     from ml.evaluate import REPORTED_METRICS
-    from ml.promote import evaluate_bundle
+    from ml.promote import check_overlap, evaluate_bundle
     from ml.runtime.bundle import load_bundle_dir, load_version
     from ml.runtime.store import open_store
 
@@ -81,14 +94,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         expected = pointer.manifest_sha256 if pointer and pointer.version == version else None
         bundle = load_version(store, version, expected_manifest_sha256=expected)
     data = load_dataset(args.data)
-    result = evaluate_bundle(bundle, data)
+    overlap = check_overlap([bundle], data, allow=args.allow_overlap)
+    result = evaluate_bundle(bundle, data, args.prevalence)
     if args.json:
-        print_json(
-            {"version": bundle.version, "data": data.fingerprint(), "metrics": result.metrics}
-        )
+        payload = {"version": bundle.version, "data": data.fingerprint(), "overlap": overlap}
+        print_json(payload | {"metrics": result.metrics})
         return EXIT_OK
     m = result.metrics
     keys = (*REPORTED_METRICS, "threshold")
     print(f"bundle {bundle.version} on {data.path} ({data.n_rows} rows, {data.n_fraud} frauds)")
+    print(f"metrics at prevalence {args.prevalence:g} first; sample_*: at the sample's own")
     print(table([(k, f"{m[k]:.4f}") for k in keys], ("metric", "value")))
     return EXIT_OK
+
+
+def _f1s(details: dict[str, object]) -> str:
+    candidate, production = details.get("candidate_f1"), details.get("production_f1")
+    if not isinstance(candidate, float):
+        return "-"
+    return f"{candidate:.4f} / " + (f"{production:.4f}" if isinstance(production, float) else "-")

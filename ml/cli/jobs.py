@@ -10,9 +10,10 @@ import os
 import sys
 from pathlib import Path
 
+from ml.cli.options import EVAL_DATA, TRAIN_DATA, add_prauc_gate, add_training
 from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, env_default, print_json, say
 from ml.cli.promotion import add_notify_option, admin_key_for, exit_code
-from ml.train import DEFAULT_MODEL, MODEL_FAMILIES
+from ml.cli.training import training_options
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,13 +29,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     retrain.add_argument(
         "--data",
-        default=env_default("FRAUD_TRAIN_DATA", "data/creditcard_dev.csv.gz"),
-        help="training CSV: a path or s3://bucket/key (FRAUD_TRAIN_DATA)",
+        default=env_default("FRAUD_TRAIN_DATA", TRAIN_DATA),
+        help="training CSV: a path or s3://bucket/key (FRAUD_TRAIN_DATA; default %(default)s)",
     )
     retrain.add_argument(
         "--eval-data",
-        default=env_default("FRAUD_EVAL_DATA"),
-        help="evaluation CSV for the comparison (FRAUD_EVAL_DATA); default: the training data",
+        default=env_default("FRAUD_EVAL_DATA", EVAL_DATA),
+        help="evaluation CSV for the comparison, rows no model trained on (FRAUD_EVAL_DATA; "
+        "default %(default)s)",
     )
     retrain.add_argument(
         "--store",
@@ -42,11 +44,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         required=not env_default("FRAUD_STORE_URI"),
         help="(FRAUD_STORE_URI)",
     )
-    retrain.add_argument("--model", choices=sorted(MODEL_FAMILIES), default=DEFAULT_MODEL)
-    retrain.add_argument("--seed", type=int, default=int(env_default("FRAUD_SEED", "0")))
+    add_training(retrain)
     retrain.add_argument(
         "--min-delta", type=float, default=float(env_default("FRAUD_MIN_DELTA", "0"))
     )
+    retrain.add_argument("--allow-overlap", action="store_true", help="see promote")
+    add_prauc_gate(retrain)
     add_notify_option(retrain, extra_help="; also FRAUD_NOTIFY_URLS, comma-separated")
     report_dir = env_default("FRAUD_REPORT_DIR")
     retrain.add_argument(
@@ -62,7 +65,10 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="train and promote into a local store if it has no production model, then serve",
     )
     local.add_argument("--store", default=".local/store")
-    local.add_argument("--data", type=Path, default=Path("data/creditcard_dev.csv.gz"))
+    local.add_argument("--data", type=Path, default=Path(TRAIN_DATA), help="training CSV")
+    local.add_argument(
+        "--eval-data", type=Path, default=Path(EVAL_DATA), help="evaluation CSV for promotion"
+    )
     local.add_argument("--work-dir", type=Path, default=Path(".local/work"))
     add_serving_options(local)
     local.set_defaults(handler=cmd_run_local)
@@ -89,22 +95,22 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     with tempfile.TemporaryDirectory(prefix="fraud-retrain-") as tmp:
         train_data = local_copy(args.data, Path(tmp) / "train.csv")
-        eval_data = (
-            local_copy(args.eval_data, Path(tmp) / "eval.csv") if args.eval_data else train_data
-        )
+        eval_data = local_copy(args.eval_data, Path(tmp) / "eval.csv")
         options = PromotionOptions(
             min_delta=args.min_delta,
             notify_urls=tuple(notify),
             admin_key=admin_key,
             report_dir=args.report_dir,
+            prevalence=args.prevalence,
+            allow_overlap=args.allow_overlap,
+            max_prauc_drop=args.max_prauc_drop,
         )
         result = train_and_promote(
             train_data,
             eval_data,
             open_store(args.store),
             options,
-            model=args.model,
-            seed=args.seed,
+            training_options(args),
             progress=say,
         )
     print_json(result.decision.to_dict())
@@ -124,7 +130,7 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         say(f"no production model in {store.uri}: training one on {args.data}")
         options = PromotionOptions(report_dir=args.work_dir / "report")
         result = train_and_promote(
-            args.data, args.data, store, options, work_dir=args.work_dir, progress=say
+            args.data, args.eval_data, store, options, work_dir=args.work_dir, progress=say
         )
         if not result.decision.promoted:
             return EXIT_ERROR

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from ml.cli.options import add_gate, add_prauc_gate
 from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, print_json, say
 
 ADMIN_KEY_VARIABLE = "FRAUD_ADMIN_API_KEY"
@@ -30,21 +31,26 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     promote.add_argument(
         "--report-dir", type=Path, help="write report.json, report.md, pr_curve.png here"
     )
+    add_gate(promote)
+    add_prauc_gate(promote)
     promote.set_defaults(handler=cmd_promote)
 
     rollback = commands.add_parser("rollback", help="point production at an older version")
     rollback.add_argument("--store", required=True)
     rollback.add_argument("--to", metavar="VERSION", help="default: the previous production")
+    add_notify_option(rollback, verb="rollback")
     rollback.set_defaults(handler=cmd_rollback)
 
 
-def add_notify_option(parser: argparse.ArgumentParser, extra_help: str = "") -> None:
+def add_notify_option(
+    parser: argparse.ArgumentParser, extra_help: str = "", verb: str = "promotion"
+) -> None:
     parser.add_argument(
         "--notify",
         action="append",
         default=[],
         metavar="URL",
-        help="service base URL to POST /reload to after promotion (repeatable; admin key in "
+        help=f"service base URL to POST /reload to after the {verb} (repeatable; admin key in "
         f"{ADMIN_KEY_VARIABLE}){extra_help}",
     )
 
@@ -79,6 +85,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
         notify_urls=tuple(args.notify),
         admin_key=admin_key,
         report_dir=args.report_dir,
+        prevalence=args.prevalence,
+        allow_overlap=args.allow_overlap,
+        max_prauc_drop=args.max_prauc_drop,
     )
     result = promote_candidate(
         args.candidate, args.data, open_store(args.store), options, progress=say
@@ -90,8 +99,13 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     from ml.promote import rollback
     from ml.runtime.store import open_store
+    from ml.workflow import notify_services
 
+    admin_key = admin_key_for(args.notify, "rollback")
+    if admin_key is None:
+        return EXIT_USAGE
     pointer = rollback(open_store(args.store), to=args.to)
     say(f"ROLLED BACK production to {pointer.version} (was {pointer.previous_version})")
-    print_json(pointer.__dict__)
+    notified = notify_services(tuple(args.notify), admin_key, say)
+    print_json(pointer.__dict__ | {"notify": notified})
     return EXIT_OK

@@ -62,6 +62,11 @@ class Manifest:
     canary: dict[str, list[Any]]  # {"rows": [[30 floats]...], "fraud_probability": [...]}
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    # Added later; bundles made before them load with None.
+    prevalence: float | None = None  # the fraud rate the threshold and metrics are tuned for
+    training_rows: dict[str, Any] | None = (
+        None  # fingerprint of the rows trained on (ml.fingerprint)
+    )
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode() + b"\n"
@@ -86,6 +91,7 @@ class Manifest:
             "created_at": self.created_at,
             "model_family": self.model_family,
             "threshold": self.threshold,
+            "prevalence": self.prevalence,
             "feature_names": self.feature_names,
             "metrics": self.metrics,
             "training_data": self.training_data,

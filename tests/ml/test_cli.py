@@ -16,7 +16,7 @@ import pytest
 from ml.cli import main
 from ml.runtime.local_store import LocalStore
 from ml.runtime.store import read_history
-from tests.support.processes import DEV_DATA, REPO, free_port
+from tests.support.processes import DEV_DATA, EVAL_DATA, REPO, free_port
 from tests.support.server import PREDICT_BODY, once
 
 
@@ -25,12 +25,20 @@ def test_retrain_promotes_then_keeps(
 ) -> None:
     monkeypatch.delenv("FRAUD_NOTIFY_URLS", raising=False)
     store = tmp_path / "store"
-    argv = ["retrain", "--store", str(store), "--data", str(DEV_DATA)]
+    argv = [
+        "retrain",
+        "--store",
+        str(store),
+        "--data",
+        str(DEV_DATA),
+        "--eval-data",
+        str(EVAL_DATA),
+    ]
     assert main(argv) == 0
     assert "no production model yet" in capsys.readouterr().err
     assert main(argv) == 3  # the same data and seed: an equal candidate, production kept
     assert main([*argv, "--ok-if-kept"]) == 0
-    assert [p.action for p in read_history(LocalStore(store))] == ["promote"]
+    assert [p.action for p in read_history(LocalStore(store))] == ["promote", "keep", "keep"]
 
 
 def test_run_local_trains_promotes_and_serves(tmp_path: Path) -> None:

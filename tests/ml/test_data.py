@@ -24,15 +24,15 @@ def write(tmp_path: Path, *lines: str, name: str = "data.csv") -> Path:
 
 def test_reads_the_real_sample_exactly() -> None:
     data = load_dataset(DEV_DATA)
-    assert data.n_rows == 15_440
-    assert data.n_fraud == 344
-    assert data.sha256 == "29c6d4dbdb785e7cedb7cef64eb9ee24961d77a7af2ee8e31af42a8aa8124554"
-    assert data.X.shape == (15_440, 30)
+    assert data.n_rows == 11_579
+    assert data.n_fraud == 260
+    assert data.sha256 == "f3219de4d1adb4393680b7eeda91072f57e6c7f09e289c983600a408b161a3d9"
+    assert data.X.shape == (11_579, 30)
     assert data.X.dtype == np.float64
-    # First row of the file, full precision: Time=0, V1=-1.3598071336738, Amount=149.62.
-    assert data.X[0, 0] == 0.0
-    assert data.X[0, 1] == -1.3598071336738
-    assert data.X[0, -1] == 149.62
+    # First row of the file, full precision: Time=1, V1=-1.35835406159823, Amount=378.66.
+    assert data.X[0, 0] == 1.0
+    assert data.X[0, 1] == -1.35835406159823
+    assert data.X[0, -1] == 378.66
 
 
 def test_plain_and_gzip_give_the_same_data_and_fingerprint(tmp_path: Path) -> None:

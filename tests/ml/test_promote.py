@@ -17,7 +17,7 @@ from ml.runtime.bundle import load_bundle
 from ml.runtime.s3_store import S3Store
 from ml.runtime.store import read_history
 from ml.train import train_bundle
-from tests.support.processes import DEV_DATA, REPO
+from tests.support.processes import EVAL_DATA, REPO
 from tests.support.promotion import (
     EXIT_ERROR,
     EXIT_KEPT,
@@ -63,8 +63,10 @@ def test_better_candidate_is_promoted_with_report(
     assert decision["action"] == "promote"
     assert decision["candidate"]["metrics"]["f1"] > decision["production"]["metrics"]["f1"]
     assert decision["data"]["sha256"] == (
-        "29c6d4dbdb785e7cedb7cef64eb9ee24961d77a7af2ee8e31af42a8aa8124554"
+        "725b96c9500d242976bae372e8d180ee138ec8afb2cb2bba1ce0ad64cc71d137"  # the evaluation file
     )
+    assert decision["prevalence"] == 0.00172
+    assert [o["rows"] for o in decision["overlap"]] == [0, 0]  # neither trained on these rows
     pointer = s3_store.current_pointer().pointer
     assert pointer is not None
     assert pointer.version == strong.version
@@ -73,7 +75,9 @@ def test_better_candidate_is_promoted_with_report(
     assert [h.version for h in read_history(s3_store)] == [weak.version, strong.version]
     assert json.loads((report / "report.json").read_text())["promoted"] is True
     markdown = (report / "report.md").read_text()
-    assert "| F1 |" in markdown
+    assert "| F1 at 0.172% |" in markdown
+    assert "| F1 on the sample as it is |" in markdown
+    assert "weighted to the configured prevalence, 0.172%" in markdown
     assert "Confusion matrix" in markdown
     assert "sha256" in markdown
     assert (report / "pr_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -109,7 +113,17 @@ def test_a_decision_not_to_promote_leaves_the_store_untouched(
     out, err = capsys.readouterr()
     assert says in err
     assert json.loads(out)["promoted"] is False
-    assert snapshot(s3_store) == before
+    after = snapshot(s3_store)
+    new_keys = sorted(set(after) - set(before))
+    assert {k: after[k] for k in before} == before  # nothing changed, nothing published
+    if "--dry-run" in extra:
+        assert new_keys == []
+    else:  # a kept production is recorded, with both F1 values, and nothing else is written
+        assert [k.split("/")[0] for k in new_keys] == ["history"]
+        kept = read_history(s3_store)[-1]
+        assert kept.action == "keep"
+        assert kept.details["candidate_f1"] is not None
+        assert kept.details["production_f1"] is not None
 
 
 def test_force_promotes_a_worse_candidate_and_says_so(
@@ -150,7 +164,7 @@ def test_two_promotions_racing_from_two_processes_exactly_one_wins(
     promote(s3_store, bundle_dir(tmp_path, weak_files, "weak"))
     other = train_bundle(dev_dataset, seed=4)
     candidates = [bundle_dir(tmp_path, strong_files, "a"), bundle_dir(tmp_path, other, "b")]
-    data = DEV_DATA.read_bytes()
+    data = EVAL_DATA.read_bytes()
     procs = []
     for i, candidate in enumerate(candidates):
         fifo = tmp_path / f"data-{i}.csv"

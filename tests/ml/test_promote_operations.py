@@ -12,9 +12,11 @@ import pytest
 from ml.cli import main
 from ml.runtime.bundle import load_bundle
 from ml.runtime.s3_store import S3Store
-from tests.support.processes import DEV_DATA, free_port
+from ml.runtime.store import read_history
+from tests.support.processes import DEV_DATA, EVAL_DATA, free_port
 from tests.support.promotion import (
     EXIT_ERROR,
+    EXIT_KEPT,
     EXIT_OK,
     EXIT_USAGE,
     bundle_dir,
@@ -60,17 +62,20 @@ def test_evaluate_from_dir_and_store(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     candidate = bundle_dir(tmp_path, strong_files, "strong")
-    assert main(["evaluate", "--bundle", str(candidate), "--data", str(DEV_DATA), "--json"]) == 0
+    assert main(["evaluate", "--bundle", str(candidate), "--data", str(EVAL_DATA), "--json"]) == 0
     from_dir = json.loads(capsys.readouterr().out)
     promote(s3_store, candidate)
     capsys.readouterr()
     uri = f"s3://{s3_store.bucket}/fraud"
-    assert main(["evaluate", "--store", uri, "--data", str(DEV_DATA), "--json"]) == 0
+    assert main(["evaluate", "--store", uri, "--data", str(EVAL_DATA), "--json"]) == 0
     from_store = json.loads(capsys.readouterr().out)
     assert from_dir["metrics"] == from_store["metrics"]
-    assert from_store["metrics"]["rows"] == 15_440
-    assert main(["evaluate", "--store", uri, "--data", str(DEV_DATA)]) == 0
-    assert "f1_at_production_prevalence" in capsys.readouterr().out
+    assert from_store["metrics"]["rows"] == 3_861
+    assert from_store["metrics"]["prevalence"] == 0.00172
+    assert main(["evaluate", "--store", uri, "--data", str(EVAL_DATA)]) == 0
+    out = capsys.readouterr().out
+    assert "metrics at prevalence 0.00172 first" in out
+    assert "sample_f1" in out
 
 
 def write_csv(path: Path, header: str, rows: list[str]) -> Path:
@@ -90,9 +95,9 @@ def bad_inputs(tmp_path: Path, files: dict[str, bytes]) -> dict[str, tuple[list[
     wrong_schema = write_csv(tmp_path / "schema.csv", header.replace('"V5",', ""), ["1"])
     one_class = write_csv(tmp_path / "one.csv", header, [",".join(["0.1"] * 30) + ',"0"'] * 3)
     return {
-        "missing-candidate": ([str(tmp_path / "nope"), str(DEV_DATA)], "does not exist"),
-        "unreadable-bundle": ([str(unreadable), str(DEV_DATA)], "has no manifest.json"),
-        "tampered-bundle": ([str(tampered), str(DEV_DATA)], "model.joblib has sha256"),
+        "missing-candidate": ([str(tmp_path / "nope"), str(EVAL_DATA)], "does not exist"),
+        "unreadable-bundle": ([str(unreadable), str(EVAL_DATA)], "has no manifest.json"),
+        "tampered-bundle": ([str(tampered), str(EVAL_DATA)], "model.joblib has sha256"),
         "wrong-schema": ([str(good), str(wrong_schema)], "missing columns ['V5']"),
         "single-class": ([str(good), str(one_class)], "all 3 rows have the same label"),
     }
@@ -133,7 +138,7 @@ def test_unreachable_store_is_exit_1(
             "--candidate",
             str(bundle_dir(tmp_path, strong_files, "s")),
             "--data",
-            str(DEV_DATA),
+            str(EVAL_DATA),
             "--store",
             "s3://bucket/fraud",
         ]
@@ -231,3 +236,76 @@ def test_promote_notifies_a_running_service(
         assert seen == {strong}
     finally:
         server.stop()
+
+
+def test_evaluation_rows_a_model_trained_on_are_refused_unless_allowed(
+    tmp_path: Path,
+    s3_store: S3Store,
+    weak_files: dict[str, bytes],
+    strong_files: dict[str, bytes],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    promote(s3_store, bundle_dir(tmp_path, weak_files, "weak"))
+    before = snapshot(s3_store)
+    strong = bundle_dir(tmp_path, strong_files, "strong")
+    capsys.readouterr()
+    assert promote(s3_store, strong, data=DEV_DATA) == EXIT_ERROR  # the rows it trained on
+    err = capsys.readouterr().err
+    strong_version = load_bundle(strong_files).version
+    assert f"overlaps the rows a model was trained on ({strong_version}: " in err
+    assert "of 11579 rows" in err
+    assert snapshot(s3_store) == before
+    assert main(["evaluate", "--bundle", str(strong), "--data", str(DEV_DATA)]) == EXIT_ERROR
+    assert promote(s3_store, strong, "--allow-overlap", data=DEV_DATA) == EXIT_OK
+    entry = read_history(s3_store)[-1]
+    assert entry.details["allow_overlap"] is True
+    overlap = {o["version"]: o["rows"] for o in entry.details["training_overlap"]}
+    assert overlap[strong_version] > 9000
+
+
+def test_the_gate_can_require_pr_auc_not_to_drop(
+    tmp_path: Path,
+    s3_store: S3Store,
+    weak_files: dict[str, bytes],
+    strong_files: dict[str, bytes],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    promote(s3_store, bundle_dir(tmp_path, strong_files, "strong"))
+    weak = bundle_dir(tmp_path, weak_files, "weak")
+    capsys.readouterr()
+    # A drop of up to 1.0 allowed: F1 alone decides (the weak model loses on F1).
+    assert promote(s3_store, weak, "--min-delta", "-1", "--max-prauc-drop", "1") == EXIT_OK
+    promote(s3_store, bundle_dir(tmp_path, strong_files, "again"))
+    capsys.readouterr()
+    # The same deliberate F1 override, but PR-AUC may not drop at all: kept.
+    assert promote(s3_store, weak, "--min-delta", "-1", "--max-prauc-drop", "0") == EXIT_KEPT
+    err = capsys.readouterr().err
+    assert "more than --max-prauc-drop 0: production kept" in err
+    assert main(["history", "--store", f"s3://{s3_store.bucket}/fraud"]) == EXIT_OK
+    table = capsys.readouterr().out
+    assert "KEEP" in table
+    kept = read_history(s3_store)[-1]
+    assert kept.action == "keep"
+    assert f"{kept.details['candidate_f1']:.4f} / {kept.details['production_f1']:.4f}" in table
+
+
+def test_rollback_notifies_when_asked(
+    tmp_path: Path,
+    s3_store: S3Store,
+    weak_files: dict[str, bytes],
+    strong_files: dict[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    uri = f"s3://{s3_store.bucket}/fraud"
+    promote(s3_store, bundle_dir(tmp_path, weak_files, "weak"))
+    promote(s3_store, bundle_dir(tmp_path, strong_files, "strong"))
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["rollback", "--store", uri, "--notify", url]) == 2  # no admin key
+    monkeypatch.setenv("FRAUD_ADMIN_API_KEY", "whatever")
+    capsys.readouterr()
+    assert main(["rollback", "--store", uri, "--notify", url]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert json.loads(out)["notify"][0]["ok"] is False
+    assert "WARNING: notify" in err
+    assert live_version(s3_store) == load_bundle(weak_files).version

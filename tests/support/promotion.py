@@ -7,7 +7,7 @@ from pathlib import Path
 from ml.build import write_bundle
 from ml.cli import main
 from ml.runtime.s3_store import S3Store
-from tests.support.processes import DEV_DATA
+from tests.support.processes import EVAL_DATA
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_KEPT = 0, 1, 2, 3
 
@@ -21,7 +21,7 @@ def snapshot(store: S3Store) -> dict[str, bytes]:
     return {key: store.get(key) for key in store.list_keys("")}
 
 
-def promote(store: S3Store, candidate: Path, *extra: str, data: Path = DEV_DATA) -> int:
+def promote(store: S3Store, candidate: Path, *extra: str, data: Path = EVAL_DATA) -> int:
     return main(
         [
             "promote",

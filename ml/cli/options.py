@@ -1,0 +1,55 @@
+"""Options several sub-commands share, declared once."""
+
+from __future__ import annotations
+
+import argparse
+
+from ml.cli.output import env_default
+from ml.evaluate import DEFAULT_PREVALENCE
+from ml.train import DEFAULT_MODEL, MODEL_FAMILIES
+
+# The committed sample, split once (data/README.md): nothing trains on the evaluation file.
+TRAIN_DATA = "data/creditcard_train.csv.gz"
+EVAL_DATA = "data/creditcard_eval.csv.gz"
+
+
+def add_prevalence(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prevalence",
+        type=float,
+        default=float(env_default("FRAUD_PREVALENCE", str(DEFAULT_PREVALENCE))),
+        help="the deployment's fraud rate; metrics are weighted to it first "
+        "(FRAUD_PREVALENCE; default %(default)g, production's 0.172 %%)",
+    )
+
+
+def add_training(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", choices=sorted(MODEL_FAMILIES), default=DEFAULT_MODEL)
+    parser.add_argument("--seed", type=int, default=int(env_default("FRAUD_SEED", "0")))
+    add_prevalence(parser)
+    parser.add_argument(
+        "--objective",
+        default="f1",
+        help="what the threshold optimises on out-of-fold scores at --prevalence: 'f1' "
+        "(default) or 'precision=0.9' (the most recall at that precision)",
+    )
+
+
+def add_gate(parser: argparse.ArgumentParser) -> None:
+    add_prevalence(parser)
+    parser.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="evaluate even on rows a model was trained on (recorded in history)",
+    )
+
+
+def add_prauc_gate(parser: argparse.ArgumentParser) -> None:
+    default = env_default("FRAUD_MAX_PRAUC_DROP")
+    parser.add_argument(
+        "--max-prauc-drop",
+        type=float,
+        default=float(default) if default else None,
+        help="also keep production when the candidate's PR-AUC is lower by more than this "
+        "(FRAUD_MAX_PRAUC_DROP; default: no PR-AUC condition)",
+    )
