@@ -26,9 +26,8 @@ def gunicorn_executable() -> str:
     return found
 
 
-def exec_gunicorn(host: str, port: int, workers: int) -> None:
-    """Replace this process with Gunicorn, so signals (SIGTERM) reach it directly."""
-    os.environ["FRAUD_BIND"] = f"{host}:{port}"
-    os.environ["WEB_CONCURRENCY"] = str(workers)
+def exec_gunicorn() -> None:
+    """Replace this process with Gunicorn, so signals (SIGTERM) reach it directly. Gunicorn's
+    config reads everything else from `Settings`."""
     executable = gunicorn_executable()
     os.execv(executable, [executable, *SERVE_ARGV[1:]])  # noqa: S606 - no shell involved

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ml.cli.options import EVAL_DATA, TRAIN_DATA, add_prauc_gate, add_training
 from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, env_default, print_json, say
-from ml.cli.promotion import add_notify_option, admin_key_for, exit_code
+from ml.cli.promotion import add_notify_option, admin_key_for, exit_code, promotion_options
 from ml.cli.training import training_options
 
 
@@ -75,9 +75,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def add_serving_options(parser: argparse.ArgumentParser) -> None:
+    # Locally the service listens on loopback; the container's 0.0.0.0 is Settings' default.
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers", type=int, help="Gunicorn workers (default: WEB_CONCURRENCY, else 2)"
+    )
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -86,7 +89,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     from ml.remote import local_copy
     from ml.runtime.store import open_store
-    from ml.workflow import PromotionOptions, train_and_promote
+    from ml.workflow import train_and_promote
 
     notify = [u for u in env_default("FRAUD_NOTIFY_URLS").split(",") if u.strip()]
     notify += args.notify
@@ -96,20 +99,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="fraud-retrain-") as tmp:
         train_data = local_copy(args.data, Path(tmp) / "train.csv")
         eval_data = local_copy(args.eval_data, Path(tmp) / "eval.csv")
-        options = PromotionOptions(
-            min_delta=args.min_delta,
-            notify_urls=tuple(notify),
-            admin_key=admin_key,
-            report_dir=args.report_dir,
-            prevalence=args.prevalence,
-            allow_overlap=args.allow_overlap,
-            max_prauc_drop=args.max_prauc_drop,
-        )
         result = train_and_promote(
             train_data,
             eval_data,
             open_store(args.store),
-            options,
+            promotion_options(args, notify, admin_key),
             training_options(args),
             progress=say,
         )
@@ -151,6 +145,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Replace this process with `python -m service`, which checks the settings and execs
     Gunicorn: signals (SIGTERM) then reach Gunicorn directly."""
     argv = [sys.executable, "-m", "service", "--host", args.host, "--port", str(args.port)]
-    argv += ["--workers", str(args.workers)]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
     os.execv(sys.executable, argv)  # noqa: S606 - no shell involved
     return EXIT_ERROR  # exec only returns by raising

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml.cli.options import add_gate, add_prauc_gate
 from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, print_json, say
+
+if TYPE_CHECKING:
+    from ml.workflow import PromotionOptions
 
 ADMIN_KEY_VARIABLE = "FRAUD_ADMIN_API_KEY"
 
@@ -64,13 +68,32 @@ def admin_key_for(notify_urls: list[str], command: str) -> str | None:
     return key
 
 
+def promotion_options(
+    args: argparse.Namespace, notify_urls: list[str], admin_key: str
+) -> PromotionOptions:
+    """The promotion options of `promote` and `retrain` (which has no --force or --dry-run)."""
+    from ml.workflow import PromotionOptions
+
+    return PromotionOptions(
+        min_delta=args.min_delta,
+        force=getattr(args, "force", False),
+        dry_run=getattr(args, "dry_run", False),
+        notify_urls=tuple(notify_urls),
+        admin_key=admin_key,
+        report_dir=args.report_dir,
+        prevalence=args.prevalence,
+        allow_overlap=args.allow_overlap,
+        max_prauc_drop=args.max_prauc_drop,
+    )
+
+
 def exit_code(promote: bool) -> int:
     return EXIT_OK if promote else EXIT_KEPT
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from ml.runtime.store import open_store
-    from ml.workflow import PromotionOptions, promote_candidate
+    from ml.workflow import promote_candidate
 
     admin_key = admin_key_for(args.notify, "promote")
     if admin_key is None:
@@ -78,17 +101,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     if not args.candidate.is_dir():
         say(f"fraudctl promote: error: candidate bundle {args.candidate} does not exist")
         return EXIT_ERROR
-    options = PromotionOptions(
-        min_delta=args.min_delta,
-        force=args.force,
-        dry_run=args.dry_run,
-        notify_urls=tuple(args.notify),
-        admin_key=admin_key,
-        report_dir=args.report_dir,
-        prevalence=args.prevalence,
-        allow_overlap=args.allow_overlap,
-        max_prauc_drop=args.max_prauc_drop,
-    )
+    options = promotion_options(args, args.notify, admin_key)
     result = promote_candidate(
         args.candidate, args.data, open_store(args.store), options, progress=say
     )

@@ -127,8 +127,15 @@ def test_model_endpoint(client: TestClient, bundle_files: dict[str, bytes]) -> N
     assert body["feature_names"] == list(FEATURE_NAMES)
     assert body["threshold"] == bundle.threshold
     assert body["manifest_sha256"] == bundle.manifest_sha256
-    assert "test" in body["metrics"]
     assert "files" in body
+    # The model card names the prevalence its threshold and headline metrics are tuned for;
+    # f1, precision and pr_auc are at that prevalence, the sample's are sample_*.
+    assert body["prevalence"] == 0.00172
+    test = body["metrics"]["test"]
+    assert test["prevalence"] == 0.00172
+    assert test["precision"] <= test["sample_precision"]
+    assert {"sample_f1", "sample_prevalence"} <= test.keys()
+    assert "training_rows" not in body  # the fingerprint stays in the manifest
 
 
 def test_health_needs_no_key(client: TestClient) -> None:
