@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ml.build import write_bundle
+from ml.choices import DEFAULT_MODEL, DEFAULT_PREVALENCE
 from ml.data import load_dataset
-from ml.evaluate import DEFAULT_PREVALENCE
 from ml.promote import PromotionResult, promote
 from ml.runtime.bundle import ModelBundle, load_bundle
 from ml.runtime.store import ArtifactStore
-from ml.train import DEFAULT_MODEL, train_bundle
+from ml.train import train_bundle
 
 Progress = Callable[[str], None]
 

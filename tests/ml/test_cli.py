@@ -88,3 +88,16 @@ def test_run_local_trains_promotes_and_serves(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_building_the_parser_loads_no_training_stack() -> None:
+    """`fraudctl serve` and `--help` start fast: scikit-learn, pandas and matplotlib load only
+    in the sub-commands that use them (importing scikit-learn took ~1.5 s of every start)."""
+    probe = (
+        "import sys; from ml.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('sklearn', 'pandas', 'matplotlib') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
