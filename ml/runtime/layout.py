@@ -2,7 +2,8 @@
 
     models/<version>/model.joblib, preprocessor.joblib, manifest.json   (create-only)
     production.json                                                     (compare-and-swap)
-    history/<time>-<action>-<version>.json                              (create-only log)
+    history/<time>-<action>-<version>.json                              (create-only log:
+                                                   promote, force-promote, rollback, keep)
 
 A version's files are uploaded in `BUNDLE_FILES` order, manifest last: the manifest vouches for
 the others by sha256, so a reader that finds it knows the rest are complete.
