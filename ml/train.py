@@ -35,9 +35,9 @@ from ml.evaluate import (
     choose_threshold,
     classification_metrics,
 )
+from ml.features import TransactionFeatures
 from ml.fingerprint import fingerprint
 from ml.runtime.bundle import Manifest
-from ml.runtime.features import TransactionFeatures
 
 if TYPE_CHECKING:  # ml.data needs pandas; `fraudctl serve` imports this module without it
     from ml.data import Dataset

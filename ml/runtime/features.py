@@ -1,15 +1,20 @@
-"""The preprocessor: raw transaction features in, model inputs out.
+"""The preprocessor's serving form: raw transaction features in, model inputs out.
 
-Plain NumPy (no pandas) because it runs inside the serving process on every request. It is
-pickled into the bundle, so its class must stay importable under this name.
+V1..V28 as they are, log1p(Amount), and the time of day as a point on a circle, standardised
+with the mean and scale seen in training. `Time` counts seconds from the first transaction of
+the collection, so its raw value does not generalise beyond the two days it covers; its time of
+day does. Plain NumPy, and its parameters travel as JSON (`preprocessor.json`): loading it
+executes nothing. Training fits it through `ml.features.TransactionFeatures`.
 """
 
 from __future__ import annotations
 
-from typing import Self
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from ml.runtime.schema import FEATURE_NAMES
 
@@ -19,35 +24,17 @@ _AMOUNT = FEATURE_NAMES.index("Amount")
 _PCA = [FEATURE_NAMES.index(f"V{i}") for i in range(1, 29)]
 
 OUTPUT_NAMES = (*(f"V{i}" for i in range(1, 29)), "log_amount", "hour_sin", "hour_cos")
+# Which raw input each model input comes from (explanations fold derived features back).
+OUTPUT_SOURCES = (*(f"V{i}" for i in range(1, 29)), "Amount", "Time", "Time")
+KIND = "transaction-features/1"
 
 
-class TransactionFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
-    """V1..V28 as they are, log1p(Amount), and the time of day as a point on a circle.
-
-    `Time` counts seconds from the first transaction of the collection, so its raw value does
-    not generalise beyond the two days it covers; its time of day does. All outputs are then
-    standardised with the mean and scale seen in `fit` (train split only).
-    """
-
-    def fit(self, X: np.ndarray, y: object = None) -> Self:
-        derived = _derive(np.asarray(X, dtype=np.float64))
-        self.mean_ = derived.mean(axis=0)
-        scale = derived.std(axis=0)
-        self.scale_ = np.where(scale > 0.0, scale, 1.0)
-        self.n_features_in_ = len(FEATURE_NAMES)
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        derived = _derive(np.asarray(X, dtype=np.float64))
-        derived -= self.mean_
-        derived /= self.scale_
-        return derived
-
-    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        return np.asarray(OUTPUT_NAMES, dtype=object)
+class SpecError(ValueError):
+    """A serving file that does not describe what it claims; the message says what is wrong."""
 
 
-def _derive(X: np.ndarray) -> np.ndarray:
+def derive(X: np.ndarray) -> np.ndarray:
+    """The model inputs before standardisation, for rows in `FEATURE_NAMES` order."""
     if X.ndim != 2 or X.shape[1] != len(FEATURE_NAMES):
         raise ValueError(f"expected shape (n, {len(FEATURE_NAMES)}), got {X.shape}")
     out = np.empty((X.shape[0], len(OUTPUT_NAMES)), dtype=np.float64)
@@ -58,3 +45,52 @@ def _derive(X: np.ndarray) -> np.ndarray:
     out[:, 29] = np.sin(angle)
     out[:, 30] = np.cos(angle)
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class Standardiser:
+    mean: np.ndarray  # float64, one per model input
+    scale: np.ndarray  # float64, > 0
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        derived = derive(np.asarray(X, dtype=np.float64))
+        derived -= self.mean
+        derived /= self.scale
+        return derived
+
+    def to_json(self) -> bytes:
+        payload = {
+            "kind": KIND,
+            "outputs": list(OUTPUT_NAMES),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+        }
+        return json.dumps(payload, indent=1).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Standardiser:
+        try:
+            raw: Any = json.loads(data)
+        except ValueError as exc:
+            raise SpecError(f"preprocessor.json is not JSON: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("kind") != KIND:
+            raise SpecError(f"preprocessor.json is not of kind {KIND!r}")
+        if raw.get("outputs") != list(OUTPUT_NAMES):
+            raise SpecError("preprocessor.json names other model inputs than this code makes")
+        mean, scale = _vector(raw, "mean"), _vector(raw, "scale")
+        if not (scale > 0.0).all():
+            raise SpecError("preprocessor.json: every scale must be > 0")
+        return cls(mean=mean, scale=scale)
+
+
+def _vector(raw: dict[str, Any], key: str) -> np.ndarray:
+    values = raw.get(key)
+    n = len(OUTPUT_NAMES)
+    if (
+        not isinstance(values, list)
+        or len(values) != n
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        or not all(math.isfinite(v) for v in values)
+    ):
+        raise SpecError(f"preprocessor.json: {key} must be {n} finite numbers")
+    return np.asarray(values, dtype=np.float64)
