@@ -43,6 +43,7 @@ import numpy as np
 from bench.loadgen import LoadResult, run_load, wrk_available
 from ml.data import load_dataset
 from ml.runtime.s3_store import S3Store
+from ml.signing import generate_keys
 from ml.train import train_bundle
 from tests.support.bundles import promote_files
 from tests.support.processes import (
@@ -189,6 +190,12 @@ def main() -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="fraud-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        # Promotions sign bundles and the service trusts only signed ones, as in production.
+        private, _, public = generate_keys(tmp / "keys")
+        os.environ["FRAUD_SIGNING_KEY_FILE"], os.environ["FRAUD_TRUSTED_KEYS"] = (
+            str(private),
+            public,
+        )
         moto, endpoint = start_moto(tmp / "moto.log")
         os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
         floor = None

@@ -26,6 +26,7 @@ OUTPUTS = {
     "API_KEYS_SECRET_ARN": "ApiKeysSecretArn",
     "ADMIN_API_KEYS_SECRET_ARN": "AdminApiKeysSecretArn",
     "API_LOG_GROUP": "ApiLogGroupName",
+    "TRUSTED_KEYS": "TrustedPublicKeys",
 }
 PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
 

@@ -38,6 +38,7 @@ from ml.runtime.store import (
     record_history,
     utc_now,
 )
+from ml.signing import sign_version, signing_key_from_env
 
 
 @dataclass
@@ -199,6 +200,8 @@ def promote(
     allow_overlap: bool = False,
     max_prauc_drop: float | None = None,
 ) -> PromotionResult:
+    # The key first: a promotion that could not sign what it makes live must not start.
+    signing_key = None if dry_run else signing_key_from_env()
     candidate_files = read_bundle_dir(candidate_dir)
     candidate_bundle = load_bundle(candidate_files)
     state = store.current_pointer()  # the ETag the final compare-and-swap is made against
@@ -261,6 +264,8 @@ def promote(
 
     version = candidate_bundle.version
     publish_version(store, version, candidate_files)
+    assert signing_key is not None  # loaded above unless dry_run
+    entry.details["signed_by"] = sign_version(store, version, signing_key)
     pointer = entry
     try:
         store.swap_pointer(pointer, expected_etag=state.etag)
@@ -289,7 +294,10 @@ def rollback(
         )
     if target == state.pointer.version:
         raise PromotionError(f"{target} is already production")
+    signing_key = signing_key_from_env()
     bundle = load_version(store, target)  # never roll back onto a bundle that would not load
+    # Signed with today's key: the version may predate a key rotation.
+    signer = sign_version(store, target, signing_key)
     pointer = Pointer(
         version=bundle.version,
         manifest_sha256=bundle.manifest_sha256,
@@ -297,7 +305,7 @@ def rollback(
         promoted_at=utc_now(),
         promoted_by=promoted_by or who(),
         action="rollback",
-        details={"rolled_back_from": state.pointer.version},
+        details={"rolled_back_from": state.pointer.version, "signed_by": signer},
     )
     try:
         store.swap_pointer(pointer, expected_etag=state.etag)

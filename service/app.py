@@ -40,6 +40,7 @@ def create_app(
     registry = ModelRegistry(
         store,
         metrics,
+        settings.trusted_keys,
         peers=peers,
         poll_interval_s=settings.model_poll_interval_s,
         peer_check_interval_s=settings.peer_check_interval_s,

@@ -80,6 +80,14 @@ class Metrics:
             registry=registry,
         )
 
+        self.refusals = Counter(
+            "fraud_model_refusals_total",
+            "Bundles refused on load, by reason (unsigned, untrusted_key, bad_signature, "
+            "checksum_mismatch, malformed_serving_form, canary_mismatch, needs_migration, ...).",
+            ["reason"],
+            registry=registry,
+        )
+
         # Labelled children, made once: `labels()` costs a lock and a tuple on every call.
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._fraud = self.predictions.labels("fraud")

@@ -1,6 +1,7 @@
 """The model registry: holds the one current bundle and replaces it safely.
 
-A new bundle is downloaded and fully verified (checksums, library versions, canary rows) in a
+A new bundle is downloaded and fully verified (a trusted signature, checksums, the serving
+form's contents, canary rows) in a
 thread, off the event loop, while the old one keeps serving; then one reference is swapped.
 A request holds the bundle it started with, so it sees the old bundle or the new one, never a
 mix of model, preprocessor and threshold. Loads are serialised by a lock, so at most one extra
@@ -18,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from ml.runtime.bundle import BundleError, ModelBundle, load_version
+from ml.runtime.signing import TrustedKeys
 from ml.runtime.store import ArtifactStore, NoProductionModel, PointerState, StoreError
 from service.coordination import PeerChannel
 from service.errors import NotReady
@@ -44,6 +46,7 @@ class ModelRegistry:
         self,
         store: ArtifactStore,
         metrics: Metrics,
+        trusted_keys: TrustedKeys,
         *,
         peers: PeerChannel | None = None,
         poll_interval_s: float = 30.0,
@@ -60,6 +63,7 @@ class ModelRegistry:
         self._reload_wait_s = reload_wait_s
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
+        self._trusted_keys = trusted_keys
         self._bundle: ModelBundle | None = None
         self._etag: str | None = None
         self._lock = asyncio.Lock()
@@ -146,15 +150,23 @@ class ModelRegistry:
         )
 
     def _fetch_and_verify(self, version: str, manifest_sha256: str) -> ModelBundle:
-        return load_version(self._store, version, expected_manifest_sha256=manifest_sha256)
+        return load_version(
+            self._store,
+            version,
+            expected_manifest_sha256=manifest_sha256,
+            trusted_keys=self._trusted_keys,
+        )
 
     def _record_failure(self, trigger: str, exc: Exception) -> None:
         self._metrics.reloads.labels(trigger, "failure").inc()
+        if isinstance(exc, BundleError):
+            self._metrics.refusals.labels(exc.reason).inc()
         serving = self._bundle.version if self._bundle else None
         log.error(
             "model_load_failed",
             trigger=trigger,
             error=type(exc).__name__,
+            reason=getattr(exc, "reason", None),
             cause=str(exc),
             still_serving=serving,
         )

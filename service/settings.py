@@ -11,12 +11,18 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ml.runtime.signing import TrustedKeys
+
 KeyList = Annotated[list[SecretStr], NoDecode]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FRAUD_", extra="ignore", frozen=True, populate_by_name=True
+        env_prefix="FRAUD_",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
     )
 
     store_uri: str = Field(min_length=1)
@@ -28,6 +34,12 @@ class Settings(BaseSettings):
 
     admin_api_keys: KeyList = Field(min_length=1)
     """Comma-separated keys accepted by /reload."""
+
+    trusted_keys: Annotated[TrustedKeys, NoDecode]
+    """Public keys whose signatures the service accepts on a bundle's manifest: comma-separated,
+    each a PEM file path or the base64 of the raw 32-byte Ed25519 key; several for rotation.
+    No default: a service that loaded unsigned bundles would run whatever a bucket writer put
+    there."""
 
     max_batch_rows: int = Field(default=1000, ge=1, le=100_000)
     """Most rows one /predict/batch request may carry (more: 413)."""
@@ -73,6 +85,13 @@ class Settings(BaseSettings):
     graceful_timeout_s: float = Field(default=20.0, gt=0.0, lt=30.0)
     """On SIGTERM, how long in-flight requests may take to finish (ECS waits 30 s). Gunicorn's
     graceful timeout and each Uvicorn worker's shutdown timeout both come from it."""
+
+    @field_validator("trusted_keys", mode="before")
+    @classmethod
+    def _parse_trusted_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return TrustedKeys.parse(value)  # a ValueError names what is wrong
+        return value
 
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod

@@ -17,8 +17,25 @@ from ml.runtime.bundle import load_bundle
 from ml.runtime.local_store import LocalStore
 from ml.runtime.s3_store import S3Store
 from ml.runtime.store import ArtifactStore
+from ml.signing import generate_keys
 from ml.train import train_bundle
 from tests.support.processes import AWS_ENV, DEV_DATA, start_moto, stop_process
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """One Ed25519 pair for the session, in the environment as a deployment has it: promotions
+    (in-process and in subprocesses) sign with it, services trust it."""
+    private, _, raw = generate_keys(tmp_path_factory.mktemp("keys"))
+    values = {"FRAUD_SIGNING_KEY_FILE": str(private), "FRAUD_TRUSTED_KEYS": raw}
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    yield private, raw
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

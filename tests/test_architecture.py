@@ -35,8 +35,12 @@ def test_the_import_contracts_are_kept() -> None:
     ("module", "line", "broken"),
     [
         ("service/routes.py", "import ml.promote", "The service reaches ml only through"),
-        ("ml/runtime/scoring.py", "import ml.data", "The serving runtime imports no training"),
-        ("ml/runtime/schema.py", "import pandas", "The serving runtime imports no training"),
+        (
+            "ml/runtime/scoring.py",
+            "import ml.data",
+            "The serving runtime imports no",
+        ),
+        ("ml/runtime/schema.py", "import pandas", "The serving runtime imports no"),
         ("ml/workflow.py", "import service.app", "Nothing under ml imports service"),
         ("bench/run.py", "import tests.conftest", "bench imports only tests.support"),
     ],
@@ -56,4 +60,5 @@ def test_each_contract_catches_a_forbidden_import(
     result = lint_imports(copy)
     assert result.returncode != 0
     assert f"{broken}" in result.stdout
-    assert "BROKEN" in result.stdout.split(broken, 1)[1].splitlines()[0]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith(broken)][:1]
+    assert line.endswith("BROKEN") or "BROKEN (" in line

@@ -38,6 +38,7 @@ EXAMPLE_VALUES = {
     "API_KEYS_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:fraud/api-AbCdEf",
     "ADMIN_API_KEYS_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:fraud/a-Gh",
     "API_LOG_GROUP": "/ecs/fraud-scoring-api",
+    "TRUSTED_KEYS": "MCowBQYDK2VwAyEAZmFrZS1wdWJsaWMta2V5LTAwMDA=",
     "AWS_REGION": REGION,
 }
 
@@ -98,7 +99,9 @@ def test_fargate_awsvpc_and_sizing() -> None:
 def test_api_keys_only_through_secrets() -> None:
     api = container()
     env = {e["name"] for e in api["environment"]}
-    assert not any("KEY" in name or "SECRET" in name for name in env)
+    # FRAUD_TRUSTED_KEYS holds public keys (signature checking), which are no secret.
+    assert not any(("KEY" in name or "SECRET" in name) for name in env - {"FRAUD_TRUSTED_KEYS"})
+    assert "FRAUD_TRUSTED_KEYS" in env
     assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in api["secrets"])
 
 
@@ -199,7 +202,20 @@ def test_roles_are_least_privilege() -> None:
     resources = template()
     assert _actions(resources["ApiTaskRole"]) == {"s3:GetObject", "s3:ListBucket"}
     train = _actions(resources["TrainTaskRole"])
-    assert train == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert train == {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "secretsmanager:GetSecretValue",
+    }
+    # Only the training role may read the bundle-signing key: not the API's, not execution's.
+    readers = [
+        name
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::IAM::Role"
+        and '"SigningKeySecret"' in json.dumps(resource["Properties"].get("Policies", []))
+    ]
+    assert readers == ["TrainTaskRole"]
     deploy = resources["GitHubActionsRole"]
     assert not any(a.startswith(("s3:", "iam:Create", "iam:Put")) for a in _actions(deploy))
     trust = deploy["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
@@ -255,6 +271,10 @@ def test_the_stack_creates_in_moto(moto_endpoint: str) -> None:
             {"ParameterKey": "PrivateSubnetIds", "ParameterValue": ",".join(subnets[2:])},
             {"ParameterKey": "ImageUri", "ParameterValue": "example/api:bootstrap"},
             {"ParameterKey": "GitHubRepository", "ParameterValue": "acme/fraud-scoring"},
+            {
+                "ParameterKey": "TrustedPublicKeys",
+                "ParameterValue": "a2V5LW9uZS1hYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3g=",
+            },
         ],
     )
     stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]

@@ -1,6 +1,6 @@
 """`fraudctl`: train, evaluate, promote, roll back and serve.
 
-One module per concern (training, promotion, inspection, jobs); the work itself is in library
+One module per concern (training, promotion, inspection, jobs, trust); the work itself is in library
 functions (`ml.workflow`, `ml.promote`, `ml.history`). Each sub-command imports what it needs
 when it runs, so `fraudctl serve` never loads the training stack (pandas, matplotlib).
 
@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from ml.cli import inspection, jobs, promotion, training
+from ml.cli import inspection, jobs, promotion, training, trust
 from ml.cli.output import EXIT_ERROR, say
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     promotion.add_parsers(commands)
     inspection.add_parsers(commands)
     jobs.add_parsers(commands)
+    trust.add_parsers(commands)
     return parser
 
 

@@ -58,6 +58,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     retrain.add_argument(
         "--ok-if-kept", action="store_true", help="exit 0 instead of 3 when production is kept"
     )
+    keys_dir = env_default("FRAUD_KEYS_DIR")
+    retrain.add_argument(
+        "--keys-dir",
+        type=Path,
+        default=Path(keys_dir) if keys_dir else None,
+        help="sign with DIR/signing.pem, made there on first use (FRAUD_KEYS_DIR; compose); "
+        "default: the key in FRAUD_SIGNING_KEY_FILE / FRAUD_SIGNING_KEY(_SECRET)",
+    )
     retrain.set_defaults(handler=cmd_retrain)
 
     local = commands.add_parser(
@@ -70,6 +78,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--eval-data", type=Path, default=Path(EVAL_DATA), help="evaluation CSV for promotion"
     )
     local.add_argument("--work-dir", type=Path, default=Path(".local/work"))
+    local.add_argument(
+        "--keys-dir",
+        type=Path,
+        default=Path(".local/keys"),
+        help="the signing key pair, made on first use: promotions sign, the service trusts it",
+    )
     add_serving_options(local)
     local.set_defaults(handler=cmd_run_local)
 
@@ -91,6 +105,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from ml.runtime.store import open_store
     from ml.workflow import train_and_promote
 
+    if args.keys_dir is not None:
+        use_local_keys(args.keys_dir)
     notify = [u for u in env_default("FRAUD_NOTIFY_URLS").split(",") if u.strip()]
     notify += args.notify
     admin_key = admin_key_for(notify, "retrain")
@@ -119,6 +135,7 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     from ml.runtime.store import open_store
     from ml.workflow import PromotionOptions, train_and_promote
 
+    use_local_keys(args.keys_dir)
     store = open_store(args.store)
     if store.current_pointer().pointer is None:
         say(f"no production model in {store.uri}: training one on {args.data}")
@@ -139,6 +156,18 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     os.environ.setdefault("FRAUD_LOG_FORMAT", "console")
     say(f"serving on http://{args.host}:{args.port} (docs: http://{args.host}:{args.port}/docs)")
     return cmd_serve(args)
+
+
+def use_local_keys(directory: Path) -> None:
+    """Sign with, and trust, the pair in `directory` (made on first use), unless the
+    environment already names a key."""
+    from ml.signing import ensure_keys
+
+    private, public, made = ensure_keys(directory)
+    if made:
+        say(f"made a bundle-signing key pair in {directory} (kept for later runs)")
+    os.environ.setdefault("FRAUD_SIGNING_KEY_FILE", str(private))
+    os.environ.setdefault("FRAUD_TRUSTED_KEYS", str(public.resolve()))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

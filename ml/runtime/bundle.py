@@ -1,42 +1,47 @@
-"""The model bundle as the service reads it: verified before it is used.
+"""The model bundle as the service reads it: verified, and loaded without executing anything.
 
-A bundle is a set of files: model, preprocessor and a manifest that describes and guards them.
-`manifest.json` names every other file with its sha256, the library
-versions it was built with, the training data fingerprint, parameters, metrics, and canary rows
-with the probabilities scikit-learn gave them. Loading checks all of it before a bundle is used:
-a bundle that loads is one that scores exactly as it did when it was trained.
+A bundle is a set of files: the serving form of the preprocessor (`preprocessor.json`) and the
+model (`model.npz`, read with `allow_pickle=False`), joblib copies of both for training-side
+audit (never fetched by the service), and `manifest.json`, which names every file with its
+sha256, the library versions it was built with, the training data, parameters, metrics, and
+canary rows with the probabilities scikit-learn gave them. The manifest is signed (Ed25519,
+`ml.runtime.signing`).
 
-Building a bundle is training's job (`ml.build`); this module only reads and verifies.
+`load_version`, the service's way in, checks in this order and reads nothing further until a
+check passes: the manifest's sha256 against the pointer; a trusted signature over it; the
+format; then the serving files' checksums; their contents (shapes, dtypes, indices); and the
+canary rows through every scoring path, within 1e-9 of scikit-learn at training time. Each
+refusal is a `BundleError` with a stable reason code. Building bundles is `ml.build`'s job.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import platform
-import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-import sklearn
 
-from ml.runtime import features
-from ml.runtime.layout import ARTIFACT_FILES, MANIFEST_FILE, MODEL_FILE, PREPROCESSOR_FILE
+from ml.runtime.features import SpecError, Standardiser
+from ml.runtime.layout import (
+    ARTIFACT_FILES,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PREPROCESSOR_FILE,
+    SERVING_FILES,
+)
 from ml.runtime.schema import FEATURE_NAMES
-from ml.runtime.scoring import MAX_FAST_ROWS, FlatTreeEnsemble, fast_scorer_for
-from ml.runtime.store import ArtifactStore, fetch_version
+from ml.runtime.scoring import Scorer, load_scorer
+from ml.runtime.signing import SignatureError, TrustedKeys
+from ml.runtime.store import ArtifactStore, fetch_signatures, fetch_version
 
-# Bundles made before the serving runtime had its own package pickled the preprocessor as
-# `ml.features.TransactionFeatures`; this alias lets them unpickle where only the runtime is.
-sys.modules.setdefault("ml.features", features)
-
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CANARY_TOLERANCE = 1e-9
+MIGRATE_HINT = "run `fraudctl migrate --store URI` (training side) to convert and sign it"
 
 
 class BundleError(Exception):
@@ -55,18 +60,16 @@ class Manifest:
     threshold: float
     feature_names: list[str]
     files: dict[str, dict[str, Any]]  # name -> {"sha256": ..., "bytes": ...}
-    runtime: dict[str, str]  # python, scikit-learn, numpy, joblib
+    runtime: dict[str, str]  # python, scikit-learn, numpy, joblib at build time
     training_data: dict[str, Any]  # sha256, rows, frauds, prevalence, path
     params: dict[str, Any]
     metrics: dict[str, Any]  # {"validation": {...}, "test": {...}}
     canary: dict[str, list[Any]]  # {"rows": [[30 floats]...], "fraud_probability": [...]}
+    serving: dict[str, str]  # {"model_kind": "tree_ensemble" | "linear"}
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
-    # Added later; bundles made before them load with None.
     prevalence: float | None = None  # the fraud rate the threshold and metrics are tuned for
-    training_rows: dict[str, Any] | None = (
-        None  # fingerprint of the rows trained on (ml.fingerprint)
-    )
+    training_rows: dict[str, Any] | None = None  # fingerprint of the rows trained on
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode() + b"\n"
@@ -75,14 +78,23 @@ class Manifest:
     def from_json(cls, data: bytes) -> Manifest:
         try:
             raw = json.loads(data)
-            if raw.get("format_version") != FORMAT_VERSION:
-                raise BundleError(
-                    "invalid_manifest",
-                    f"manifest format_version is {raw.get('format_version')!r}, "
-                    f"this code reads {FORMAT_VERSION}",
-                )
+            found = raw.get("format_version")
+        except (ValueError, AttributeError) as exc:
+            raise BundleError("invalid_manifest", f"manifest.json is not valid: {exc}") from None
+        if found == 1:
+            raise BundleError(
+                "needs_migration",
+                f"bundle {raw.get('version')} was made before pickle-free, signed bundles "
+                f"(format 1): {MIGRATE_HINT}",
+            )
+        if found != FORMAT_VERSION:
+            raise BundleError(
+                "invalid_manifest",
+                f"manifest format_version is {found!r}, this code reads {FORMAT_VERSION}",
+            )
+        try:
             return cls(**raw)
-        except (ValueError, TypeError, AttributeError) as exc:
+        except TypeError as exc:
             raise BundleError("invalid_manifest", f"manifest.json is not valid: {exc}") from None
 
     def summary(self) -> dict[str, Any]:
@@ -106,9 +118,9 @@ class ModelBundle:
 
     manifest: Manifest
     manifest_sha256: str
-    preprocessor: Any
-    model: Any
-    fast_scorer: FlatTreeEnsemble | None
+    preprocessor: Standardiser
+    model: Scorer
+    signed_by: str | None = None  # the trusted key that vouched for it (None: not checked)
 
     @property
     def version(self) -> str:
@@ -120,23 +132,11 @@ class ModelBundle:
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Fraud probabilities for rows of raw features in `FEATURE_NAMES` order."""
-        features = self.preprocessor.transform(X)
-        if (
-            self.fast_scorer is not None
-            and features.shape[0] <= MAX_FAST_ROWS
-            and not np.isnan(features).any()
-        ):
-            return self.fast_scorer.predict_fraud_proba(features)
-        return np.asarray(self.model.predict_proba(features)[:, 1], dtype=np.float64)
+        return self.model.predict_proba(self.preprocessor.transform(X))
 
 
 def runtime_versions() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "joblib": joblib.__version__,
-    }
+    return {"python": platform.python_version(), "numpy": np.__version__}
 
 
 def sha256_hex(data: bytes) -> str:
@@ -147,11 +147,12 @@ def read_bundle_dir(directory: Path) -> dict[str, bytes]:
     if not directory.is_dir():
         raise BundleError("missing_file", f"bundle directory {directory} does not exist")
     files = {}
-    for name in (MANIFEST_FILE, *ARTIFACT_FILES):
+    for name in (MANIFEST_FILE, *ARTIFACT_FILES):  # the manifest's absence is the first news
         try:
             files[name] = (directory / name).read_bytes()
         except FileNotFoundError:
-            raise BundleError("missing_file", f"bundle {directory} has no {name}") from None
+            if name == MANIFEST_FILE or name in SERVING_FILES:
+                raise BundleError("missing_file", f"bundle {directory} has no {name}") from None
     return files
 
 
@@ -160,33 +161,59 @@ def load_bundle_dir(directory: Path) -> ModelBundle:
 
 
 def load_version(
-    store: ArtifactStore, version: str, *, expected_manifest_sha256: str | None = None
+    store: ArtifactStore,
+    version: str,
+    *,
+    expected_manifest_sha256: str | None = None,
+    trusted_keys: TrustedKeys | None = None,
 ) -> ModelBundle:
-    """Fetch `models/<version>/` from the store and verify it like any bundle. Pass the
-    manifest sha256 that production.json names when following the pointer."""
-    return load_bundle(
-        fetch_version(store, version), expected_manifest_sha256=expected_manifest_sha256
+    """Fetch `models/<version>/` and verify it. The manifest (and its signatures, when
+    `trusted_keys` is given) are checked before any other file is fetched; the service always
+    gives trusted keys and fetches only the serving files."""
+    (manifest_bytes,) = fetch_version(store, version, (MANIFEST_FILE,)).values()
+    manifest_sha = _check_manifest_sha(manifest_bytes, expected_manifest_sha256)
+    signer = None
+    if trusted_keys is not None:
+        try:
+            signer = trusted_keys.verify(manifest_sha, fetch_signatures(store, version))
+        except SignatureError as exc:
+            if exc.reason == "unsigned":
+                Manifest.from_json(manifest_bytes)  # a format-1 bundle: say how to migrate
+            raise BundleError(exc.reason, f"bundle {version}: {exc}") from None
+    Manifest.from_json(manifest_bytes)  # the format, before fetching what it names
+    names = SERVING_FILES if trusted_keys is not None else ARTIFACT_FILES
+    files = fetch_version(store, version, names) | {MANIFEST_FILE: manifest_bytes}
+    bundle = load_bundle(files, expected_manifest_sha256=manifest_sha)
+    return bundle if signer is None else _with_signer(bundle, signer)
+
+
+def _with_signer(bundle: ModelBundle, signer: str) -> ModelBundle:
+    return ModelBundle(
+        bundle.manifest, bundle.manifest_sha256, bundle.preprocessor, bundle.model, signer
     )
+
+
+def _check_manifest_sha(manifest_bytes: bytes, expected: str | None) -> str:
+    manifest_sha = sha256_hex(manifest_bytes)
+    if expected is not None and manifest_sha != expected:
+        raise BundleError(
+            "checksum_mismatch",
+            f"manifest.json has sha256 {manifest_sha}, the pointer expects {expected}",
+        )
+    return manifest_sha
 
 
 def load_bundle(
     files: Mapping[str, bytes], *, expected_manifest_sha256: str | None = None
 ) -> ModelBundle:
-    """Verify and load a bundle: manifest checksum (when the caller knows it), file checksums,
-    scikit-learn minor version, then canary rows. Raises `BundleError` saying why."""
+    """Verify and load a bundle from its files: manifest checksum (when the caller knows it),
+    file checksums, the serving form's contents, then canary rows. Raises `BundleError`."""
     if MANIFEST_FILE not in files:
         raise BundleError("missing_file", "the bundle has no manifest.json")
     manifest_bytes = files[MANIFEST_FILE]
-    manifest_sha = sha256_hex(manifest_bytes)
-    if expected_manifest_sha256 is not None and manifest_sha != expected_manifest_sha256:
-        raise BundleError(
-            "checksum_mismatch",
-            f"manifest.json has sha256 {manifest_sha}, the pointer expects "
-            f"{expected_manifest_sha256}",
-        )
+    manifest_sha = _check_manifest_sha(manifest_bytes, expected_manifest_sha256)
     manifest = Manifest.from_json(manifest_bytes)
     _verify_files(manifest, files)
-    _verify_runtime(manifest)
     if manifest.feature_names != list(FEATURE_NAMES):
         raise BundleError(
             "invalid_manifest",
@@ -194,25 +221,20 @@ def load_bundle(
             f"this code provides {list(FEATURE_NAMES)}",
         )
     try:
-        model = joblib.load(io.BytesIO(files[MODEL_FILE]))
-        preprocessor = joblib.load(io.BytesIO(files[PREPROCESSOR_FILE]))
-    except (ValueError, EOFError, AttributeError, ImportError, TypeError) as exc:
-        raise BundleError(
-            "unreadable", f"bundle {manifest.version}: cannot unpickle: {exc}"
-        ) from exc
-    bundle = ModelBundle(
-        manifest=manifest,
-        manifest_sha256=manifest_sha,
-        preprocessor=preprocessor,
-        model=model,
-        fast_scorer=fast_scorer_for(model),
-    )
+        preprocessor = Standardiser.from_json(files[PREPROCESSOR_FILE])
+        model = load_scorer(str(manifest.serving.get("model_kind")), files[MODEL_FILE])
+    except SpecError as exc:
+        raise BundleError("malformed_serving_form", f"bundle {manifest.version}: {exc}") from None
+    bundle = ModelBundle(manifest, manifest_sha, preprocessor, model)
     _verify_canary(bundle)
     return bundle
 
 
 def _verify_files(manifest: Manifest, files: Mapping[str, bytes]) -> None:
+    """Every serving file must be listed and match; audit copies, when present, too."""
     for name in ARTIFACT_FILES:
+        if name not in files and name not in SERVING_FILES:
+            continue
         if name not in manifest.files:
             raise BundleError("invalid_manifest", f"manifest does not list {name}")
         if name not in files:
@@ -226,35 +248,25 @@ def _verify_files(manifest: Manifest, files: Mapping[str, bytes]) -> None:
             )
 
 
-def _minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
-
-
-def _verify_runtime(manifest: Manifest) -> None:
-    built = manifest.runtime.get("scikit-learn", "unknown")
-    if _minor(built) != _minor(sklearn.__version__):
-        raise BundleError(
-            "incompatible_runtime",
-            f"bundle {manifest.version} was built with scikit-learn {built}; this process runs "
-            f"{sklearn.__version__} (the minor versions must match)",
-        )
-
-
 def _verify_canary(bundle: ModelBundle) -> None:
-    rows = np.asarray(bundle.manifest.canary["rows"], dtype=np.float64)
-    expected = np.asarray(bundle.manifest.canary["fraud_probability"], dtype=np.float64)
-    if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[0] != expected.shape[0]:
+    try:
+        rows = np.asarray(bundle.manifest.canary["rows"], dtype=np.float64)
+        expected = np.asarray(bundle.manifest.canary["fraud_probability"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise BundleError("invalid_manifest", "manifest canary rows are malformed") from None
+    if (
+        rows.ndim != 2
+        or rows.shape[0] == 0
+        or rows.shape[1] != len(FEATURE_NAMES)
+        or rows.shape[0] != expected.shape[0]
+    ):
         raise BundleError("invalid_manifest", "manifest canary rows are missing or malformed")
-    # Every scoring path the service can take must reproduce training-time probabilities.
+    # Every way the service scores must reproduce training-time probabilities: many rows at
+    # once (batches, micro-batches) and one row at a time.
     paths = {
         "batch": bundle.score(rows),
         "single": np.array([bundle.score(r[None])[0] for r in rows]),
     }
-    try:
-        features = bundle.preprocessor.transform(rows)
-        paths["scikit-learn"] = bundle.model.predict_proba(features)[:, 1]
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise BundleError("canary_mismatch", f"canary rows cannot be scored: {exc}") from exc
     for path, actual in paths.items():
         diff = float(np.max(np.abs(actual - expected)))
         if not diff <= CANARY_TOLERANCE:

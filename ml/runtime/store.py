@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from ml.runtime.layout import BUNDLE_FILES, HISTORY_PREFIX, MODELS_PREFIX, POINTER_KEY, version_key
+from ml.runtime.layout import (
+    BUNDLE_FILES,
+    HISTORY_PREFIX,
+    MODELS_PREFIX,
+    POINTER_KEY,
+    SIGNATURES_DIR,
+    version_key,
+)
 
 
 class StoreError(Exception):
@@ -139,23 +146,36 @@ def open_store(uri: str) -> ArtifactStore:
 # --- versions on top of the store ------------------------------------------------------------
 
 
+def put_create_only(store: ArtifactStore, key: str, data: bytes) -> None:
+    """Create `key`; the same bytes already there (an earlier, interrupted upload) are
+    accepted, different bytes refused: what is under models/ is immutable."""
+    try:
+        store.put_if_absent(key, data)
+    except ObjectExists:
+        if store.get(key) != data:
+            raise ObjectExists(
+                f"{store.uri}/{key} already exists with different content; versions are immutable"
+            ) from None
+
+
 def publish_version(store: ArtifactStore, version: str, files: Mapping[str, bytes]) -> None:
-    """Upload a version's files create-only, manifest last. A file already there with the same
-    bytes (an earlier, interrupted upload) is accepted; different bytes are refused."""
+    """Upload a version's files create-only, manifest last."""
     for name in BUNDLE_FILES:
-        key = version_key(version, name)
-        try:
-            store.put_if_absent(key, files[name])
-        except ObjectExists:
-            if store.get(key) != files[name]:
-                raise ObjectExists(
-                    f"{store.uri}/{key} already exists with different content; versions are "
-                    "immutable"
-                ) from None
+        if name in files:
+            put_create_only(store, version_key(version, name), files[name])
 
 
-def fetch_version(store: ArtifactStore, version: str) -> dict[str, bytes]:
-    return {name: store.get(version_key(version, name)) for name in BUNDLE_FILES}
+def fetch_version(
+    store: ArtifactStore, version: str, names: tuple[str, ...] = BUNDLE_FILES
+) -> dict[str, bytes]:
+    """The named files of a version (all of them by default); a missing one raises."""
+    return {name: store.get(version_key(version, name)) for name in names}
+
+
+def fetch_signatures(store: ArtifactStore, version: str) -> list[bytes]:
+    """Every signature file of a version (there is one per key that signed it)."""
+    prefix = version_key(version, SIGNATURES_DIR + "/")
+    return [store.get(key) for key in store.list_keys(prefix) if key.endswith(".json")]
 
 
 def list_versions(store: ArtifactStore) -> list[str]:

@@ -114,12 +114,14 @@ def _missing_version(store: LocalStore, files: dict[str, bytes]) -> None:
 
 
 def _missing_file(store: LocalStore, files: dict[str, bytes]) -> None:
-    (promote_second(store, files) / "preprocessor.joblib").unlink()
+    (promote_second(store, files) / "preprocessor.json").unlink()
 
 
 def _tampered_file(store: LocalStore, files: dict[str, bytes]) -> None:
     model = promote_second(store, files) / MODEL_FILE
-    model.write_bytes(model.read_bytes()[:-1] + b"\x00")
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte in the middle flipped
+    model.write_bytes(bytes(data))
 
 
 def _tampered_manifest(store: LocalStore, files: dict[str, bytes]) -> None:
@@ -127,9 +129,12 @@ def _tampered_manifest(store: LocalStore, files: dict[str, bytes]) -> None:
     manifest.write_bytes(manifest.read_bytes().replace(b'"threshold"', b'"threshold" '))
 
 
-def _other_scikit_learn(store: LocalStore, files: dict[str, bytes]) -> None:
-    runtime = json.loads(files[MANIFEST_FILE])["runtime"] | {"scikit-learn": "1.2.0"}
-    promote_files(store, with_manifest(files, runtime=runtime, version="v-old-sklearn"))
+def _old_format(store: LocalStore, files: dict[str, bytes]) -> None:
+    promote_files(store, with_manifest(files, format_version=1, version="v-format-1"))
+
+
+def _unsigned(store: LocalStore, files: dict[str, bytes]) -> None:
+    promote_files(store, files, sign=False)
 
 
 def _canary_mismatch(store: LocalStore, files: dict[str, bytes]) -> None:
@@ -145,12 +150,13 @@ def _canary_mismatch(store: LocalStore, files: dict[str, bytes]) -> None:
             _missing_version,
             502,
             "bundle_not_found",
-            "models/20990101T000000Z-missing/model.joblib does not exist",
+            "models/20990101T000000Z-missing/manifest.json does not exist",
         ),
-        (_missing_file, 502, "bundle_not_found", "preprocessor.joblib does not exist"),
-        (_tampered_file, 502, "checksum_mismatch", "model.joblib has sha256"),
+        (_missing_file, 502, "bundle_not_found", "preprocessor.json does not exist"),
+        (_tampered_file, 502, "checksum_mismatch", "model.npz has sha256"),
         (_tampered_manifest, 502, "checksum_mismatch", "the pointer expects"),
-        (_other_scikit_learn, 502, "incompatible_runtime", "built with scikit-learn 1.2.0"),
+        (_old_format, 502, "needs_migration", "fraudctl migrate"),
+        (_unsigned, 502, "unsigned", "has no signatures"),
         (_canary_mismatch, 502, "canary_mismatch", "canary rows scored via"),
     ],
     ids=lambda value: getattr(value, "__name__", "").strip("_") or None,

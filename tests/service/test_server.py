@@ -116,7 +116,9 @@ def test_failed_reload_keeps_every_worker_serving(
     elif case == "tampered-file":
         tampered = {
             **other_bundle_files,
-            "model.joblib": other_bundle_files["model.joblib"][:-1] + b"\x01",
+            "model.npz": other_bundle_files["model.npz"][:100]
+            + bytes([other_bundle_files["model.npz"][100] ^ 0xFF])
+            + other_bundle_files["model.npz"][101:],
         }
         promote_files(s3_store, tampered)
         expected = (502, "checksum_mismatch")

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from tests.support.processes import REPO
 
-BASE_ENV = {"FRAUD_STORE_URI": "/nonexistent", "FRAUD_API_KEYS": "k", "FRAUD_ADMIN_API_KEYS": "a"}
+BASE_ENV = {
+    "FRAUD_STORE_URI": "/nonexistent",
+    "FRAUD_API_KEYS": "k",
+    "FRAUD_ADMIN_API_KEYS": "a",
+    "FRAUD_TRUSTED_KEYS": "MCowBQYDK2VwAyEAZmFrZS1wdWJsaWMta2V5LTAwMDA=",
+}
 PROBE = (
     "import service.gunicorn_conf as c; "
     "print(c.bind, c.workers, c.graceful_timeout, c.loglevel, c.settings.runtime_dir)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ def make_settings(store_uri: str, **overrides: Any) -> Settings:
         "store_uri": store_uri,
         "api_keys": f"{API_KEY},{API_KEY_2}",
         "admin_api_keys": ADMIN_KEY,
+        "trusted_keys": os.environ["FRAUD_TRUSTED_KEYS"],  # the session's (tests/conftest.py)
         "model_poll_interval_s": 0,
         "startup_retry_initial_s": 0.05,
         "startup_retry_max_s": 0.2,

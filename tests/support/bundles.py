@@ -3,16 +3,22 @@ bundles on purpose."""
 
 from __future__ import annotations
 
-from ml.runtime.bundle import Manifest, sha256_hex
+import json
+
+from ml.runtime.bundle import sha256_hex
 from ml.runtime.layout import MANIFEST_FILE
 from ml.runtime.store import ArtifactStore, Pointer, publish_version, utc_now
+from ml.signing import sign_version, signing_key_from_env
 
 
-def promote_files(store: ArtifactStore, files: dict[str, bytes]) -> str:
-    """Publish a bundle under the version its manifest names and point production at it;
-    return the version. The manifest is read, not verified."""
-    version = Manifest.from_json(files[MANIFEST_FILE]).version
+def promote_files(store: ArtifactStore, files: dict[str, bytes], *, sign: bool = True) -> str:
+    """Publish a bundle under the version its manifest names, sign it with the session's key
+    (FRAUD_SIGNING_KEY_FILE) unless told not to, and point production at it; return the
+    version. The manifest is read, not verified."""
+    version = str(json.loads(files[MANIFEST_FILE])["version"])
     publish_version(store, version, files)
+    if sign:
+        sign_version(store, version, signing_key_from_env())
     state = store.current_pointer()
     store.swap_pointer(
         Pointer(
