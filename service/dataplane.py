@@ -70,11 +70,11 @@ class DataPlane:
         self.check_batch_size(len(rows))
         scored = await score_batch(self.registry.require_bundle, np.asarray(rows, dtype=np.float64))
         cut = scored.bundle.threshold if threshold is None else threshold
-        probabilities = scored.probabilities.tolist()
-        flags = (scored.probabilities >= cut).tolist()
-        for probability, is_fraud in zip(probabilities, flags, strict=True):
-            self._metrics.count_prediction(probability, is_fraud)
-        return BatchPredictions(scored.bundle.version, cut, probabilities, flags)
+        flags = scored.probabilities >= cut
+        self._metrics.count_predictions(scored.probabilities, flags)
+        return BatchPredictions(
+            scored.bundle.version, cut, scored.probabilities.tolist(), flags.tolist()
+        )
 
     def model_card(self) -> dict[str, Any]:
         bundle = self.registry.require_bundle()

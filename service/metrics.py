@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -90,6 +91,7 @@ class Metrics:
 
         # Labelled children, made once: `labels()` costs a lock and a tuple on every call.
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._score_bounds = np.asarray(self.scores._upper_bounds, dtype=np.float64)  # ends at +Inf
         self._fraud = self.predictions.labels("fraud")
         self._legit = self.predictions.labels("legit")
 
@@ -108,6 +110,28 @@ class Metrics:
     def count_prediction(self, probability: float, is_fraud: bool) -> None:
         (self._fraud if is_fraud else self._legit).inc()
         self.scores.observe(probability)
+
+    def count_predictions(self, probabilities: np.ndarray, flags: np.ndarray) -> None:
+        """Many predictions at once: the same series as `count_prediction` row by row.
+
+        Row by row, a 1,000-row batch cost 5.2 ms of metric updates under Gunicorn (each update
+        writes the multiprocess mmap), more than scoring it (3.2 ms). Here each series is
+        updated once: the counters by their totals, the score histogram bucket by bucket
+        through the same per-bucket values `Histogram.observe` increments (its `_buckets` and
+        `_sum`; tests/service/test_metrics.py holds the two ways equal)."""
+        n_fraud = int(np.count_nonzero(flags))
+        if n_fraud:
+            self._fraud.inc(n_fraud)
+        if flags.size - n_fraud:
+            self._legit.inc(flags.size - n_fraud)
+        counts = np.bincount(
+            np.searchsorted(self._score_bounds, probabilities, side="left"),
+            minlength=len(self._score_bounds),
+        )
+        for bucket, count in zip(self.scores._buckets, counts.tolist(), strict=True):
+            if count:
+                bucket.inc(count)
+        self.scores._sum.inc(float(np.sum(probabilities)))
 
     def set_model_version(self, version: str, previous: str | None) -> None:
         if previous is not None and previous != version:

@@ -28,16 +28,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The failures a command reports in one line. Imported only when one is raised (an
+    except clause is evaluated then): `fraudctl serve` starts without numpy or cryptography."""
     from ml.errors import PromotionError
     from ml.runtime.bundle import BundleError
     from ml.runtime.store import StoreError
 
+    return (BundleError, StoreError, PromotionError, ValueError, OSError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (BundleError, StoreError, PromotionError, ValueError, OSError) as exc:
+    except expected_errors() as exc:
         # Expected failures: one clear line, no traceback. Anything else is a bug and shows one.
         say(f"fraudctl {args.command}: error: {exc}")
         return EXIT_ERROR

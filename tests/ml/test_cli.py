@@ -57,6 +57,8 @@ def test_run_local_trains_promotes_and_serves(tmp_path: Path) -> None:
                 str(tmp_path / "store"),
                 "--work-dir",
                 str(tmp_path / "work"),
+                "--keys-dir",
+                str(tmp_path / "keys"),
                 "--port",
                 str(port),
             ],
@@ -84,6 +86,9 @@ def test_run_local_trains_promotes_and_serves(tmp_path: Path) -> None:
         )
         assert status == 200, body
         assert (tmp_path / "work" / "report" / "pr_curve.png").exists()
+        # make run's signing pair, made on first use and kept; the service trusts it.
+        assert "made a bundle-signing key pair" in text
+        assert (tmp_path / "keys" / "signing.pem").stat().st_mode & 0o777 == 0o600
         assert json.loads((tmp_path / "work" / "report" / "report.json").read_text())["promoted"]
     finally:
         proc.send_signal(signal.SIGTERM)
