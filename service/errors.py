@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -127,7 +128,7 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
         detail: dict[str, Any] = {"field": _field(tuple(error["loc"])), "problem": _problem(error)}
         if "input" in error and error["type"] != "missing":
             received = error["input"]
-            detail["received"] = received if _small(received) else type(received).__name__
+            detail["received"] = shown_value(received)
         details.append(detail)
     return details
 
@@ -144,12 +145,23 @@ def invalid_request(errors: Any) -> ServiceError:
     return InvalidInput(f"invalid request: {summary}", details=details)
 
 
-def _small(value: Any) -> bool:
-    return (
-        value is None
-        or isinstance(value, bool | int | float)
-        or (isinstance(value, str) and len(value) <= 64)
-    )
+def shown_value(value: Any) -> Any:
+    """What an error body says was received: the value itself when JSON can carry it, else a
+    short text. An integer beyond 64 bits or a non-finite float (both parse from JSON) would
+    make the error body itself fail to encode, answering 500 instead of 422."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else _clip(str(value))
+    if isinstance(value, float):
+        return value if math.isfinite(value) else ("NaN" if math.isnan(value) else repr(value))
+    if isinstance(value, str):
+        return value if len(value) <= 64 else _clip(value)
+    return type(value).__name__
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 64 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def load_failure(exc: BundleError | StoreError) -> ServiceError:

@@ -274,3 +274,30 @@ def test_missing_settings_stop_start_up_naming_the_variable(
     assert server.proc is not None
     assert server.proc.wait(timeout=30) == 2
     assert "FRAUD_ADMIN_API_KEYS: Field required" in server.log()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "received"),
+    [
+        ("/predict", b"18446744073709551616", "18446744073709551616"),
+        ("/predict", b'{"features": [1e400' + b", 0.5" * 29 + b"]}", "inf"),
+        ("/predict", b'{"features": [-1e400' + b", 0.5" * 29 + b"]}", "-inf"),
+        ("/predict", b'{"features": [' + b"9" * 400 + b", 0.5" * 29 + b"]}", "(400 characters)"),
+        (
+            "/predict/batch",
+            b'{"transactions": [[1e400' + b", 0.5" * 29 + b"]]}",
+            "inf",
+        ),
+        ("/predict/batch", b"[18446744073709551616]", "list"),
+    ],
+    ids=["bigint-body", "1e400", "-1e400", "400-digit-int", "1e400-in-batch", "bigint-batch"],
+)
+def test_numbers_json_cannot_carry_back_are_a_422_not_a_500(
+    service: ServiceProcess, path: str, body: bytes, received: str
+) -> None:
+    """The error body echoes what was received: values JSON cannot encode are shown as text."""
+    status, answer = once(service.port, "POST", path, body, AUTH)
+    assert status == 422, answer
+    assert answer["error"]["code"] == "invalid_input"
+    shown = [str(d.get("received")) for d in answer["error"]["details"]]
+    assert any(received in s for s in shown), shown
