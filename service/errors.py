@@ -133,6 +133,11 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
     return details
 
 
+# At most this many problems are itemised in an error body; the message gives the total. A batch
+# of bad rows once answered a 48 MB body, every value of every row described.
+MAX_ERROR_DETAILS = 25
+
+
 def invalid_request(errors: Any) -> ServiceError:
     """The one error for a body that does not parse (400) or does not validate (422)."""
     errors = list(errors)
@@ -140,8 +145,10 @@ def invalid_request(errors: Any) -> ServiceError:
     if broken is not None:
         where = broken.get("ctx", {}).get("error", "")
         return BadRequest(f"request body is not valid JSON: {where}".strip(": "))
-    details = validation_details(errors)
+    details = validation_details(errors[:MAX_ERROR_DETAILS])
     summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
+    if len(errors) > len(details):
+        summary += f" (and {len(errors) - len(details)} more problems; {len(errors)} in all)"
     return InvalidInput(f"invalid request: {summary}", details=details)
 
 

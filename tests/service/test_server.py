@@ -301,3 +301,24 @@ def test_numbers_json_cannot_carry_back_are_a_422_not_a_500(
     assert answer["error"]["code"] == "invalid_input"
     shown = [str(d.get("received")) for d in answer["error"]["details"]]
     assert any(received in s for s in shown), shown
+
+
+def test_error_work_is_bounded_for_a_large_batch_of_bad_rows(service: ServiceProcess) -> None:
+    """~2 MiB of rows of `true`: refused on the row count before any row is validated; at the
+    row limit, at most 25 problems are itemised, with the total in the message."""
+    bad_row = b"[" + b",".join([b"true"] * 30) + b"]"
+    too_many = b'{"transactions": [' + b",".join([bad_row] * 11_700) + b"]}"
+    assert len(too_many) < 2 * 1024 * 1024
+    status, body = once(service.port, "POST", "/predict/batch", too_many, AUTH)
+    assert status == 413, body
+    assert "11700 rows; the limit is FRAUD_MAX_BATCH_ROWS=1000" in body["error"]["message"]
+    at_limit = b'{"transactions": [' + b",".join([bad_row] * 1000) + b"]}"
+    client = Http(service.port)
+    try:
+        status, answer = client.request("POST", "/predict/batch", at_limit, AUTH)
+    finally:
+        client.close()
+    assert status == 422
+    assert len(json.dumps(answer)) < 64 * 1024
+    assert len(answer["error"]["details"]) == 25
+    assert "(and 29975 more problems; 30000 in all)" in answer["error"]["message"]
