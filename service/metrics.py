@@ -81,6 +81,13 @@ class Metrics:
             registry=registry,
         )
 
+        self.background_errors = Counter(
+            "fraud_background_errors_total",
+            "Unexpected exceptions in a background loop (startup, poll, peer-watch), each "
+            "logged with its traceback; the loop was restarted.",
+            ["task"],
+            registry=registry,
+        )
         self.refusals = Counter(
             "fraud_model_refusals_total",
             "Bundles refused on load, by reason (unsigned, untrusted_key, bad_signature, "

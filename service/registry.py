@@ -25,6 +25,7 @@ from service.coordination import PeerChannel
 from service.errors import NotReady
 from service.logging import get_logger
 from service.metrics import Metrics
+from service.supervisor import supervise
 
 log = get_logger("service.registry")
 
@@ -39,6 +40,10 @@ class ReloadOutcome:
     took_ms: float
     workers_confirmed: int
     workers_total: int
+
+
+# What a load could raise that no verification step turned into a BundleError.
+UNEXPECTED_LOAD_ERRORS = (ValueError, TypeError, IndexError, KeyError, OverflowError, MemoryError)
 
 
 class ModelRegistry:
@@ -150,12 +155,20 @@ class ModelRegistry:
         )
 
     def _fetch_and_verify(self, version: str, manifest_sha256: str) -> ModelBundle:
-        return load_version(
-            self._store,
-            version,
-            expected_manifest_sha256=manifest_sha256,
-            trusted_keys=self._trusted_keys,
-        )
+        try:
+            return load_version(
+                self._store,
+                version,
+                expected_manifest_sha256=manifest_sha256,
+                trusted_keys=self._trusted_keys,
+            )
+        except UNEXPECTED_LOAD_ERRORS as exc:
+            # Verification should have named the problem; it did not, so this is our bug as
+            # much as the bundle's: keep the traceback, and still answer a named 502.
+            log.exception("model_load_crashed", model_version=version)
+            raise BundleError(
+                "unreadable", f"bundle {version} could not be loaded: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _record_failure(self, trigger: str, exc: Exception) -> None:
         self._metrics.reloads.labels(trigger, "failure").inc()
@@ -193,11 +206,12 @@ class ModelRegistry:
             self._peers.leave()
 
     async def _run(self) -> None:
-        await self._load_at_startup()
+        await supervise("startup", self._load_at_startup, self._metrics)
         if self._peers is not None:
-            self._tasks.append(asyncio.create_task(self._watch_peers(), name="peer-watch"))
+            watch = supervise("peer-watch", self._watch_peers, self._metrics)
+            self._tasks.append(asyncio.create_task(watch, name="peer-watch"))
         if self._poll_interval_s > 0:
-            await self._poll_forever()
+            await supervise("poll", self._poll_forever, self._metrics)
 
     async def _load_at_startup(self) -> None:
         delay = self._retry_initial_s

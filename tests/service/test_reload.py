@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -273,3 +274,37 @@ def test_unreachable_store_at_start_up_is_live_but_not_ready(
         assert "Could not connect to the endpoint URL" in ready.json()["error"]["message"]
         text = client.get("/metrics").text
         assert 'fraud_model_reloads_total{result="failure",trigger="startup"}' in text
+
+
+class FlakyStore(LocalStore):
+    """A local store whose pointer read fails once with an error nobody planned for."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.failures_left = 1
+
+    def read_pointer(self, if_none_match: str | None = None) -> Any:
+        if if_none_match is not None and self.failures_left:
+            self.failures_left -= 1
+            raise RuntimeError("injected: a failure no handler expected")
+        return super().read_pointer(if_none_match)
+
+
+def test_polling_survives_an_unexpected_exception(
+    tmp_path: Path,
+    bundle_files: dict[str, bytes],
+    other_bundle_files: dict[str, bytes],
+) -> None:
+    store = FlakyStore(tmp_path / "store")
+    promote_files(store, bundle_files)
+    settings = make_settings(store.uri, model_poll_interval_s=0.05)
+    with TestClient(create_app(settings, store=store)) as client:
+        wait_ready(client)
+        v2 = promote_files(store, other_bundle_files)
+        deadline = time.monotonic() + 15
+        while served_version(client) != v2:
+            assert time.monotonic() < deadline, "polling died instead of going on"
+            time.sleep(0.05)
+        metrics = client.get("/metrics").text
+    assert store.failures_left == 0
+    assert 'fraud_background_errors_total{task="poll"} 1.0' in metrics
