@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from ml.runtime.store import ArtifactStore, open_store
+from ml.runtime.store import ArtifactStore, StoreTimeouts, open_store
 from service.auth import KeyRing
 from service.coordination import PeerChannel
 from service.dataplane import DataPlane
@@ -34,7 +34,10 @@ def create_app(
     store: ArtifactStore | None = None,
     metrics: Metrics | None = None,
 ) -> FastAPI:
-    store = store if store is not None else open_store(settings.store_uri)
+    timeouts = StoreTimeouts(
+        settings.store_connect_timeout_s, settings.store_read_timeout_s, settings.store_attempts
+    )
+    store = store if store is not None else open_store(settings.store_uri, timeouts)
     metrics = metrics if metrics is not None else Metrics()
     peers = PeerChannel(settings.coordination_dir) if settings.coordination_dir else None
     registry = ModelRegistry(

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
+    store_connect_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
+    store_read_timeout_s: float = Field(default=3.0, gt=0.0, le=120.0)
+    store_attempts: int = Field(default=2, ge=1, le=10)
+    """Each S3 call: connect and read timeouts, and attempts in all. The defaults bound a call
+    to a store that hangs at ~10 s, so /reload answers 503 rather than waiting."""
+
     model_poll_interval_s: float = Field(default=30.0, ge=0.0)
     """How often each worker checks production.json (+/- 10 % jitter); 0 disables polling."""
 

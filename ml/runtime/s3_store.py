@@ -16,6 +16,7 @@ from ml.runtime.store import (
     PointerConflict,
     PointerState,
     StoreError,
+    StoreTimeouts,
     StoreUnavailable,
 )
 
@@ -27,11 +28,20 @@ class S3Store(ArtifactStore):
     """`s3://bucket/prefix`. One boto3 client, made once and reused (it is thread-safe).
     Honours `AWS_ENDPOINT_URL_S3` (moto, MinIO) through boto3's own configuration."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: S3Client | None = None,
+        *,
+        timeouts: StoreTimeouts | None = None,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self._client = client if client is not None else _make_s3_client()
+        self._client = (
+            client if client is not None else _make_s3_client(timeouts or StoreTimeouts())
+        )
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -114,14 +124,14 @@ def _status(exc: Any) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
-def _make_s3_client() -> S3Client:
+def _make_s3_client(timeouts: StoreTimeouts) -> S3Client:
     import boto3
     from botocore.config import Config
 
     config = Config(
-        retries={"max_attempts": 3, "mode": "standard"},
-        connect_timeout=2,
-        read_timeout=10,
+        retries={"total_max_attempts": timeouts.attempts, "mode": "standard"},
+        connect_timeout=timeouts.connect_s,
+        read_timeout=timeouts.read_s,
         max_pool_connections=16,
     )
     return boto3.session.Session().client("s3", config=config)

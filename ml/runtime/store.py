@@ -126,7 +126,18 @@ def describe_pointer(state: PointerState) -> str:
     return state.pointer.version if state.pointer else "nothing"
 
 
-def open_store(uri: str) -> ArtifactStore:
+@dataclass(frozen=True)
+class StoreTimeouts:
+    """Bounds on one S3 call. The defaults bound a call to a store that accepts connections
+    but never answers at (2 + 3) s x 2 attempts = 10 s, where botocore's own defaults waited
+    4 x 10 s = 40 s in /reload."""
+
+    connect_s: float = 2.0
+    read_s: float = 3.0
+    attempts: int = 2  # in all, the first included
+
+
+def open_store(uri: str, timeouts: StoreTimeouts | None = None) -> ArtifactStore:
     """`s3://bucket[/prefix]`, `file:///path`, or a plain path."""
     from ml.runtime.local_store import LocalStore  # the backends import this module
     from ml.runtime.s3_store import S3Store
@@ -135,7 +146,7 @@ def open_store(uri: str) -> ArtifactStore:
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise StoreError(f"store URI {uri!r} has no bucket; expected s3://bucket/prefix")
-        return S3Store(parsed.netloc, parsed.path)
+        return S3Store(parsed.netloc, parsed.path, timeouts=timeouts or StoreTimeouts())
     if parsed.scheme == "file":
         return LocalStore(Path(parsed.path))
     if parsed.scheme == "":

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +309,52 @@ def test_polling_survives_an_unexpected_exception(
         metrics = client.get("/metrics").text
     assert store.failures_left == 0
     assert 'fraud_background_errors_total{task="poll"} 1.0' in metrics
+
+
+@pytest.fixture
+def hung_endpoint() -> Iterator[str]:
+    """An 'S3 endpoint' on 127.0.0.1 that accepts connections and never answers: a store
+    process that hangs. Its connections are held open until the test ends."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        server.close()
+
+
+def test_reload_on_a_hung_store_answers_503_within_its_timeouts(
+    hung_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in (AWS_ENV | {"AWS_ENDPOINT_URL_S3": hung_endpoint}).items():
+        monkeypatch.setenv(name, value)
+    settings = make_settings(
+        "s3://hung/fraud", store_read_timeout_s=0.5, store_connect_timeout_s=0.5, store_attempts=2
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        response = client.post("/reload", headers=ADMIN)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "store_unavailable"
+    # The store's client took its bounds from the settings, not botocore's 4 x 10 s.
+    config = app.state.service.dataplane.registry._store._client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (0.5, 0.5)
+    assert config.retries["total_max_attempts"] == 2
