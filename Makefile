@@ -47,6 +47,7 @@ pytest: install
 ## serving lock only (no pandas: scikit-learn would import it and inflate every worker).
 SERVE_VENV := .venv-serve
 $(SERVE_VENV)/.installed: requirements/serve.lock pyproject.toml
+	rm -rf $(SERVE_VENV)  # from scratch: pip would leave packages the lock no longer names
 	$(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/serve.lock
 	touch $@

@@ -39,7 +39,7 @@ class DataPlane:
     def __init__(self, registry: ModelRegistry, metrics: Metrics, *, max_batch_rows: int) -> None:
         self.registry = registry
         self._metrics = metrics
-        self._max_batch_rows = max_batch_rows
+        self.max_batch_rows = max_batch_rows
         self._batcher = MicroBatcher(registry.require_bundle, on_batch=metrics.batch_rows.observe)
 
     async def predict(self, row: list[float], threshold: float | None = None) -> Prediction:
@@ -54,13 +54,13 @@ class DataPlane:
         """Refuse an empty or oversized batch before any row is looked at."""
         if n_rows == 0:
             raise PayloadTooLarge(
-                f"transactions is empty: send between 1 and {self._max_batch_rows} rows",
+                f"transactions is empty: send between 1 and {self.max_batch_rows} rows",
                 code="empty_batch",
             )
-        if n_rows > self._max_batch_rows:
+        if n_rows > self.max_batch_rows:
             raise PayloadTooLarge(
                 f"transactions has {n_rows} rows; the limit is "
-                f"FRAUD_MAX_BATCH_ROWS={self._max_batch_rows}"
+                f"FRAUD_MAX_BATCH_ROWS={self.max_batch_rows}"
             )
 
     async def predict_batch(

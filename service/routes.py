@@ -72,7 +72,7 @@ async def _parse(request: Request, model: type[Body], *, batch: bool = False) ->
     state = service_state(request)
     state.keys.check(header(request.scope, HEADER_KEY), Scope.PREDICT)
     raw = await request.body()
-    if batch and len(raw) > SMALLEST_ROW_BYTES * state.settings.max_batch_rows:
+    if batch:
         _check_batch_size_first(raw, state.dataplane)
     try:
         return model.model_validate_json(raw)
@@ -80,15 +80,15 @@ async def _parse(request: Request, model: type[Body], *, batch: bool = False) ->
         raise invalid_request(exc.errors()) from None
 
 
-# No row of 30 numbers is shorter than "[0,0,...,0]": 61 bytes and a comma. A body under the
-# row limit times this cannot hold too many rows, so only larger ones are counted first.
-SMALLEST_ROW_BYTES = 62
-
-
 def _check_batch_size_first(raw: bytes, plane: DataPlane) -> None:
     """Count the rows before pydantic validates each of them: an oversized batch of bad rows
-    once cost 2-3 s of validation before the row limit refused it. orjson parses 1,000 rows in
-    ~1 ms; a body it cannot parse is left to pydantic, which names the problem."""
+    once cost 2-3 s of validation before the row limit refused it.
+
+    Every row opens with `[` or `{`, so their count (less the body's own two) bounds the rows
+    from above at C speed (~0.1 ms for 1,000 rows). Only a body over the limit by that bound
+    is parsed to count exactly (orjson, ~1 ms); one it cannot parse is left to pydantic."""
+    if raw.count(b"[") + raw.count(b"{") - 2 <= plane.max_batch_rows:
+        return
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
