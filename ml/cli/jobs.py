@@ -11,7 +11,16 @@ import sys
 from pathlib import Path
 
 from ml.cli.options import EVAL_DATA, TRAIN_DATA, add_prauc_gate, add_training
-from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, env_default, print_json, say
+from ml.cli.output import (
+    EXIT_ERROR,
+    EXIT_KEPT,
+    EXIT_OK,
+    EXIT_USAGE,
+    env_default,
+    env_optional,
+    print_json,
+    say,
+)
 from ml.cli.promotion import add_notify_option, admin_key_for, exit_code, promotion_options
 from ml.cli.training import training_options
 
@@ -51,18 +60,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     retrain.add_argument("--allow-overlap", action="store_true", help="see promote")
     add_prauc_gate(retrain)
     add_notify_option(retrain, extra_help="; also FRAUD_NOTIFY_URLS, comma-separated")
-    report_dir = env_default("FRAUD_REPORT_DIR")
-    retrain.add_argument(
-        "--report-dir", type=Path, default=Path(report_dir) if report_dir else None
-    )
+    retrain.add_argument("--report-dir", type=Path, default=env_optional("FRAUD_REPORT_DIR", Path))
     retrain.add_argument(
         "--ok-if-kept", action="store_true", help="exit 0 instead of 3 when production is kept"
     )
-    keys_dir = env_default("FRAUD_KEYS_DIR")
     retrain.add_argument(
         "--keys-dir",
         type=Path,
-        default=Path(keys_dir) if keys_dir else None,
+        default=env_optional("FRAUD_KEYS_DIR", Path),
         help="sign with DIR/signing.pem, made there on first use (FRAUD_KEYS_DIR; compose); "
         "default: the key in FRAUD_SIGNING_KEY_FILE / FRAUD_SIGNING_KEY(_SECRET)",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ml.choices import DEFAULT_MODEL, DEFAULT_PREVALENCE, MODEL_NAMES
-from ml.cli.output import env_default
+from ml.cli.output import env_default, env_optional
 
 # The committed sample, split once (data/README.md): nothing trains on the evaluation file.
 TRAIN_DATA = "data/creditcard_train.csv.gz"
@@ -44,11 +44,10 @@ def add_gate(parser: argparse.ArgumentParser) -> None:
 
 
 def add_prauc_gate(parser: argparse.ArgumentParser) -> None:
-    default = env_default("FRAUD_MAX_PRAUC_DROP")
     parser.add_argument(
         "--max-prauc-drop",
         type=float,
-        default=float(default) if default else None,
+        default=env_optional("FRAUD_MAX_PRAUC_DROP", float),
         help="also keep production when the candidate's PR-AUC is lower by more than this "
         "(FRAUD_MAX_PRAUC_DROP; default: no PR-AUC condition)",
     )

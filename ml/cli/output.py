@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -34,3 +37,9 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 def env_default(name: str, default: str = "") -> str:
     """An option's default from the environment (an empty variable counts as unset)."""
     return os.environ.get(name) or default
+
+
+def env_optional(name: str, convert: Callable[[str], T]) -> T | None:
+    """An optional option's default from the environment: converted if set, else None."""
+    value = env_default(name)
+    return convert(value) if value else None
