@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.context import request_state
@@ -29,6 +30,7 @@ from service.metrics import Metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+CLIENT_CLOSED_REQUEST = 499
 QUIET_PATHS = frozenset({"/health/live", "/health/ready"})
 access_log = get_logger("service.access")
 
@@ -76,6 +78,10 @@ class RequestMiddleware:
                 await error_response(refusal, request_id)(scope, receive, send_with_id)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
+        except ClientDisconnect:
+            # The client left before sending the body it announced: nobody to answer, and
+            # not our failure. Recorded as 499 (the convention for "client closed request").
+            status = CLIENT_CLOSED_REQUEST
         except Exception:  # noqa: BLE001 - last resort: logged with traceback, answered 500
             access_log.exception("unhandled_error", request_id=request_id, path=scope["path"])
             if not response_started:

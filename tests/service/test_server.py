@@ -322,3 +322,24 @@ def test_error_work_is_bounded_for_a_large_batch_of_bad_rows(service: ServicePro
     assert len(json.dumps(answer)) < 64 * 1024
     assert len(answer["error"]["details"]) == 25
     assert "(and 29975 more problems; 30000 in all)" in answer["error"]["message"]
+
+
+def test_a_client_that_leaves_mid_body_is_recorded_as_499_not_a_500(
+    service: ServiceProcess,
+) -> None:
+    with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nX-API-Key: "
+            + API_KEY.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            + b'{"features": [1'
+        )
+    deadline = time.monotonic() + 10
+    while True:
+        _, text = once(service.port, "GET", "/metrics")
+        if 'route="/predict",status="499"' in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert 'fraud_http_requests_total{method="POST",route="/predict",status="499"} 1.0' in text
+    assert 'status="500"' not in text
+    assert "unhandled_error" not in service.log()
