@@ -63,9 +63,29 @@ def _documented(model: type[BaseModel]) -> dict[str, Any]:
         ],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {"application/json": {"schema": self_contained(model.model_json_schema())}},
         },
     }
+
+
+def self_contained(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its `#/$defs/...` references replaced by what they name. Embedded in the
+    OpenAPI document, such a reference points at the document's root, where no `$defs` is:
+    clients and fuzzers could not resolve it."""
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
 
 
 async def _parse(request: Request, model: type[Body], *, batch: bool = False) -> Body:
