@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ml.runtime.bundle import ModelBundle
-from service.errors import PayloadTooLarge
+from service.errors import InvalidInput, PayloadTooLarge
 from service.metrics import Metrics
 from service.predictor import MicroBatcher, score_batch
 from service.registry import ModelRegistry, ReloadOutcome
@@ -52,10 +52,16 @@ class DataPlane:
 
     def check_batch_size(self, n_rows: int) -> None:
         """Refuse an empty or oversized batch before any row is looked at."""
-        if n_rows == 0:
-            raise PayloadTooLarge(
+        if n_rows == 0:  # a request that does not fit the contract, not one too large
+            raise InvalidInput(
                 f"transactions is empty: send between 1 and {self.max_batch_rows} rows",
-                code="empty_batch",
+                details=[
+                    {
+                        "field": "transactions",
+                        "problem": f"send between 1 and {self.max_batch_rows} rows",
+                        "received": 0,
+                    }
+                ],
             )
         if n_rows > self.max_batch_rows:
             raise PayloadTooLarge(

@@ -142,7 +142,7 @@ async def predict(request: Request) -> Response:
 async def predict_batch(request: Request) -> Response:
     body = await _parse(request, BatchRequest, batch=True)
     batch = await service_state(request).dataplane.predict_batch(
-        [_row(r) for r in body.transactions]
+        [_row(r) for r in body.transactions], body.threshold
     )
     request_state(request.scope)["model_version"] = batch.model_version
     return json_response(

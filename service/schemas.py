@@ -16,6 +16,7 @@ from pydantic import (
     create_model,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ml.runtime.schema import FEATURE_NAMES
 
@@ -67,7 +68,12 @@ class PredictRequest(BaseModel):
     @model_validator(mode="after")
     def _exactly_one_form(self) -> PredictRequest:
         if (self.features is None) == (self.transaction is None):
-            raise ValueError("send exactly one of 'features' (array) or 'transaction' (object)")
+            # A PydanticCustomError, so the message reaches the client without pydantic's
+            # "Value error, " prefix.
+            raise PydanticCustomError(
+                "one_form",
+                "send exactly one of 'features' (array) or 'transaction' (object)",
+            )
         return self
 
 
@@ -75,6 +81,9 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     transactions: list[Row]
+    threshold: Annotated[float, Strict(), Field(gt=0.0, lt=1.0)] | None = Field(
+        default=None, description="Overrides the model's decision threshold for these rows."
+    )
 
 
 class PredictResponse(BaseModel):

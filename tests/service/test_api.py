@@ -202,7 +202,7 @@ BAD_REQUESTS: list[tuple[str, Any, int, str, str]] = [
         "transactions[0].Amount",
         "valid number",
     ),
-    ("/predict/batch", {"transactions": []}, 413, "", "transactions is empty"),
+    ("/predict/batch", {"transactions": []}, 422, "transactions", "send between 1 and 1000 rows"),
 ]
 
 
@@ -228,6 +228,7 @@ def test_non_finite_numbers_are_refused(client: TestClient, token: str) -> None:
     detail = response.json()["error"]["details"][0]
     assert detail["field"] == "features[0]"
     assert "finite number" in detail["problem"]
+    assert detail["received"] in ("NaN", "inf", "-inf")  # what was sent, not null
 
 
 def test_batch_over_the_row_limit_is_413(local_store: Any) -> None:
@@ -389,3 +390,17 @@ def test_a_bug_becomes_a_logged_500_with_the_request_id(local_store: Any) -> Non
     assert 'fraud_http_requests_total{method="GET",route="/boom",status="500"} 1.0' in (
         app.state.service.metrics.render()[0].decode()
     )
+
+
+def test_one_form_message_and_batch_threshold(client: TestClient) -> None:
+    response = client.post("/predict", json={}, headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["error"]["message"] == (
+        "invalid request: body: send exactly one of 'features' (array) or 'transaction' (object)"
+    )
+    rows = {"transactions": [[0.5] * 30, [0.5] * 30]}
+    strict = client.post("/predict/batch", json=rows | {"threshold": 1e-9}, headers=AUTH).json()
+    assert strict["threshold"] == 1e-9
+    assert [p["is_fraud"] for p in strict["predictions"]] == [True, True]
+    refused = client.post("/predict/batch", json=rows | {"threshold": 1.0}, headers=AUTH)
+    assert refused.status_code == 422
