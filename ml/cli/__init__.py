@@ -10,6 +10,7 @@ Exit status: 0 success (promoted), 1 error, 2 usage error, 3 production kept (no
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,7 @@ from ml.cli.output import EXIT_ERROR, say
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fraudctl", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"fraudctl {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     training.add_parser(commands)
     promotion.add_parsers(commands)
@@ -49,6 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fraud-scoring")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. A closed pipe (`fraudctl history | head -1`) ends it
+    quietly, as it ends any Unix tool, instead of an error about a broken pipe."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ml.workflow import PromotionOptions
 
 ADMIN_KEY_VARIABLE = "FRAUD_ADMIN_API_KEY"
+SERVICE_ADMIN_KEYS = "FRAUD_ADMIN_API_KEYS"
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,10 +61,18 @@ def add_notify_option(
 
 
 def admin_key_for(notify_urls: list[str], command: str) -> str | None:
-    """The admin key `--notify` needs, or None (after saying why) when it is missing."""
+    """The admin key `--notify` needs, or None (after saying why) when it is missing. The
+    service's own FRAUD_ADMIN_API_KEYS works too (its first key), so one variable serves both."""
     key = os.environ.get(ADMIN_KEY_VARIABLE, "")
+    if not key:
+        key = next(
+            (k.strip() for k in os.environ.get(SERVICE_ADMIN_KEYS, "").split(",") if k.strip()), ""
+        )
     if notify_urls and not key:
-        say(f"fraudctl {command}: --notify needs the admin key in {ADMIN_KEY_VARIABLE}")
+        say(
+            f"fraudctl {command}: --notify needs the admin key in {ADMIN_KEY_VARIABLE} or "
+            f"{SERVICE_ADMIN_KEYS}"
+        )
         return None
     return key
 

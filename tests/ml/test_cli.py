@@ -106,3 +106,42 @@ def test_building_the_parser_loads_no_training_stack() -> None:
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_version_and_a_closed_pipe(tmp_path: Path) -> None:
+    version = subprocess.run(
+        [sys.executable, "-m", "ml.cli", "--version"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert version.stdout.startswith("fraudctl ")
+    # `fraudctl history ... | head -1`: the reader goes away; fraudctl ends quietly.
+    store = tmp_path / "store"
+    store.mkdir()
+    history = subprocess.Popen(
+        [sys.executable, "-m", "ml.cli", "history", "--store", str(store), "--json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert history.stdout is not None
+    assert history.stderr is not None
+    history.stdout.close()  # before it writes: every write meets a closed pipe
+    history.wait(timeout=60)
+    assert b"Broken pipe" not in history.stderr.read()
+    history.stderr.close()
+
+
+def test_notify_takes_the_services_admin_keys_variable_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ml.cli.promotion import admin_key_for
+
+    monkeypatch.delenv("FRAUD_ADMIN_API_KEY", raising=False)
+    monkeypatch.setenv("FRAUD_ADMIN_API_KEYS", " first-admin , second")
+    assert admin_key_for(["http://127.0.0.1:1"], "promote") == "first-admin"
+    monkeypatch.setenv("FRAUD_ADMIN_API_KEY", "explicit")
+    assert admin_key_for(["http://127.0.0.1:1"], "promote") == "explicit"

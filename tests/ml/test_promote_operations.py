@@ -154,6 +154,7 @@ def test_notify_without_admin_key_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("FRAUD_ADMIN_API_KEY", raising=False)
+    monkeypatch.delenv("FRAUD_ADMIN_API_KEYS", raising=False)
     before = snapshot(s3_store)
     code = promote(
         s3_store, bundle_dir(tmp_path, strong_files, "s"), "--notify", "http://127.0.0.1:1"
