@@ -33,6 +33,7 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.headers: dict[str, str] = {}
         if code is not None:
             self.code = code
 
@@ -89,7 +90,9 @@ def error_body(
 
 
 def error_response(exc: ServiceError, request_id: str | None) -> Response:
-    headers = {"WWW-Authenticate": "X-API-Key"} if exc.status_code == 401 else None
+    headers = dict(exc.headers)
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = "X-API-Key"
     return Response(
         error_body(exc.code, exc.message, request_id, exc.details),
         status_code=exc.status_code,
@@ -204,6 +207,7 @@ def as_answer(exc: Exception) -> ServiceError:
         )
         error = ServiceError(str(exc.detail), code=code)
         error.status_code = exc.status_code
+        error.headers = dict(exc.headers or {})  # a 405's Allow, for one
         return error
     raise TypeError(f"{type(exc).__name__} is not one of the answered errors") from exc
 

@@ -173,6 +173,27 @@ async def reload(request: Request, plane: DataPlaneDep) -> Response:
     return json_response(asdict(outcome))
 
 
+@router.get("/")
+async def index() -> Response:
+    """Where to go from here: a newcomer's GET / is no bare 404."""
+    return json_response(
+        {
+            "service": "fraud scoring",
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "endpoints": {
+                "POST /predict": "one transaction (X-API-Key)",
+                "POST /predict/batch": "many transactions (X-API-Key)",
+                "GET /model": "the live model card (X-API-Key)",
+                "POST /reload": "follow production.json now (admin X-API-Key)",
+                "GET /health/live": "the process is up",
+                "GET /health/ready": "a verified model is loaded",
+                "GET /metrics": "Prometheus text",
+            },
+        }
+    )
+
+
 @router.get("/health/live")
 async def live() -> Response:
     return json_response({"status": "live"})

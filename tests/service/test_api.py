@@ -404,3 +404,13 @@ def test_one_form_message_and_batch_threshold(client: TestClient) -> None:
     assert [p["is_fraud"] for p in strict["predictions"]] == [True, True]
     refused = client.post("/predict/batch", json=rows | {"threshold": 1.0}, headers=AUTH)
     assert refused.status_code == 422
+
+
+def test_index_and_the_allow_header_of_a_405(client: TestClient) -> None:
+    index = client.get("/")
+    assert index.status_code == 200
+    assert index.json()["docs"] == "/docs"
+    wrong_method = client.get("/predict")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
