@@ -29,6 +29,7 @@ except SettingsError as exc:
     raise SystemExit(2) from None
 
 _runtime = settings.runtime_dir or Path(tempfile.mkdtemp(prefix="fraud-"))
+_runtime_is_ours = settings.runtime_dir is None  # made here, so removed here at exit
 # Read by prometheus_client and by each worker's Settings: they must be in the environment.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_runtime / "prometheus"))
 os.environ.setdefault("FRAUD_COORDINATION_DIR", str(_runtime / "workers"))
@@ -63,3 +64,9 @@ def child_exit(server: Any, worker: Any) -> None:
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
     remove_worker(Path(os.environ["FRAUD_COORDINATION_DIR"]), worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """Master, at exit: a runtime folder made here (no FRAUD_RUNTIME_DIR) is not left behind."""
+    if _runtime_is_ours:
+        shutil.rmtree(_runtime, ignore_errors=True)

@@ -14,6 +14,7 @@ Triggers: `startup` (retried with backoff until it succeeds), `api` (POST /reloa
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -148,6 +149,7 @@ class ModelRegistry:
             self._peers.confirm(bundle.version)
         log.info(
             "model_loaded",
+            pid=os.getpid(),
             trigger=trigger,
             model_version=bundle.version,
             previous_version=previous.version if previous else None,
@@ -177,6 +179,7 @@ class ModelRegistry:
         serving = self._bundle.version if self._bundle else None
         log.error(
             "model_load_failed",
+            pid=os.getpid(),
             trigger=trigger,
             error=type(exc).__name__,
             reason=getattr(exc, "reason", None),

@@ -74,6 +74,14 @@ def test_predicts_and_aggregates_metrics_over_both_workers(
     service: ServiceProcess, bundle_version: str
 ) -> None:
     assert versions_seen(service.port, 40) == Counter({bundle_version: 40})
+    deadline = time.monotonic() + 5  # info lines are flushed every 0.2 s
+    while True:
+        lines = service.log().splitlines()
+        loaded = [json.loads(line) for line in lines if '"model_loaded"' in line]
+        if len(loaded) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len({entry["pid"] for entry in loaded}) == 2  # one line per worker, each its pid
     status, text = once(service.port, "GET", "/metrics")
     assert status == 200
     total = metric(text, 'fraud_http_requests_total{method="POST",route="/predict",status="200"}')

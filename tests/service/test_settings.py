@@ -58,3 +58,23 @@ def test_bad_settings_stop_gunicorn_naming_the_variable(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "WEB_CONCURRENCY:" in result.stderr
     assert "FRAUD_GRACEFUL_TIMEOUT_S:" in result.stderr
+
+
+def test_a_runtime_folder_made_by_gunicorn_is_removed_at_exit(tmp_path: Path) -> None:
+    probe = (
+        "import os, service.gunicorn_conf as c; made = c._runtime; "
+        "assert made.exists(); c.on_exit(None); print(made.exists())"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+    clean.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env=clean | BASE_ENV | {"TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert list(tmp_path.iterdir()) == []
