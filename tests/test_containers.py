@@ -130,7 +130,7 @@ def test_serving_lock_has_no_training_or_test_dependencies() -> None:
 
 def test_train_image_runs_retrain() -> None:
     assert instruction("Dockerfile.train", "ENTRYPOINT") == ['["python", "-m", "ml.cli"]']
-    assert instruction("Dockerfile.train", "CMD") == ['["retrain"]']
+    assert instruction("Dockerfile.train", "CMD") == ['["retrain", "--create-store"]']
 
 
 def test_dockerignore_keeps_secrets_and_environments_out() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ml.cli.options import add_gate
+from ml.cli.options import add_gate, existing_store
 from ml.cli.output import EXIT_ERROR, EXIT_OK, print_json, say, table
 
 
@@ -28,9 +28,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def cmd_history(args: argparse.Namespace) -> int:
     from ml.history import store_history
-    from ml.runtime.store import open_store
 
-    history = store_history(open_store(args.store))
+    history = store_history(existing_store(args.store))
     if args.json:
         print_json(history.to_dict())
         return EXIT_OK
@@ -80,12 +79,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ml.evaluate import REPORTED_METRICS
     from ml.promote import check_overlap, evaluate_bundle
     from ml.runtime.bundle import load_bundle_dir, load_version
-    from ml.runtime.store import open_store
 
     if args.bundle is not None:
         bundle = load_bundle_dir(args.bundle)
     else:
-        store = open_store(args.store)
+        store = existing_store(args.store)
         pointer = store.current_pointer().pointer
         version = args.version or (pointer.version if pointer else None)
         if version is None:

@@ -10,7 +10,14 @@ import os
 import sys
 from pathlib import Path
 
-from ml.cli.options import EVAL_DATA, TRAIN_DATA, add_prauc_gate, add_training
+from ml.cli.options import (
+    EVAL_DATA,
+    TRAIN_DATA,
+    add_create_store,
+    add_prauc_gate,
+    add_training,
+    existing_store,
+)
 from ml.cli.output import (
     EXIT_ERROR,
     EXIT_KEPT,
@@ -59,6 +66,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     retrain.add_argument("--allow-overlap", action="store_true", help="see promote")
     add_prauc_gate(retrain)
+    add_create_store(retrain)
     add_notify_option(retrain, extra_help="; also FRAUD_NOTIFY_URLS, comma-separated")
     retrain.add_argument("--report-dir", type=Path, default=env_optional("FRAUD_REPORT_DIR", Path))
     retrain.add_argument(
@@ -107,7 +115,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     import tempfile
 
     from ml.remote import local_copy
-    from ml.runtime.store import open_store
     from ml.workflow import train_and_promote
 
     if args.keys_dir is not None:
@@ -123,7 +130,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         result = train_and_promote(
             train_data,
             eval_data,
-            open_store(args.store),
+            existing_store(args.store, create=args.create_store),
             promotion_options(args, notify, admin_key),
             training_options(args),
             progress=say,
@@ -137,11 +144,10 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     """The embedded default behind `make run`: no AWS, no Docker."""
     import secrets
 
-    from ml.runtime.store import open_store
     from ml.workflow import PromotionOptions, train_and_promote
 
     use_local_keys(args.keys_dir)
-    store = open_store(args.store)
+    store = existing_store(args.store, create=True)  # the embedded default: made on first use
     if store.current_pointer().pointer is None:
         say(f"no production model in {store.uri}: training one on {args.data}")
         options = PromotionOptions(report_dir=args.work_dir / "report")

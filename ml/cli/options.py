@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ml.choices import DEFAULT_MODEL, DEFAULT_PREVALENCE, MODEL_NAMES
 from ml.cli.output import env_default, env_optional
+
+if TYPE_CHECKING:
+    from ml.runtime.store import ArtifactStore
 
 # The committed sample, split once (data/README.md): nothing trains on the evaluation file.
 TRAIN_DATA = "data/creditcard_train.csv.gz"
@@ -51,3 +55,27 @@ def add_prauc_gate(parser: argparse.ArgumentParser) -> None:
         help="also keep production when the candidate's PR-AUC is lower by more than this "
         "(FRAUD_MAX_PRAUC_DROP; default: no PR-AUC condition)",
     )
+
+
+def add_create_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--create-store",
+        action="store_true",
+        help="make the store's directory if it does not exist (a bucket must exist already); "
+        "without it, a missing store is an error, so a typo cannot start a new one",
+    )
+
+
+def existing_store(uri: str, *, create: bool = False) -> ArtifactStore:
+    """The store at `uri`, which must exist unless `create` (a local directory is made)."""
+    from ml.runtime.local_store import LocalStore
+    from ml.runtime.store import StoreError, open_store
+
+    store = open_store(uri)
+    if store.exists():
+        return store
+    if create and isinstance(store, LocalStore):
+        store.root.mkdir(parents=True)
+        return store
+    hint = "pass --create-store to make it" if isinstance(store, LocalStore) else "create it"
+    raise StoreError(f"store {store.uri} does not exist: check the location, or {hint}")

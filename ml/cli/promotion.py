@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ml.cli.options import add_gate, add_prauc_gate
+from ml.cli.options import add_create_store, add_gate, add_prauc_gate, existing_store
 from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, print_json, say
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     add_gate(promote)
     add_prauc_gate(promote)
+    add_create_store(promote)
     promote.set_defaults(handler=cmd_promote)
 
     rollback = commands.add_parser("rollback", help="point production at an older version")
@@ -101,7 +102,6 @@ def exit_code(promote: bool) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from ml.runtime.store import open_store
     from ml.workflow import promote_candidate
 
     admin_key = admin_key_for(args.notify, "promote")
@@ -112,7 +112,11 @@ def cmd_promote(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     options = promotion_options(args, args.notify, admin_key)
     result = promote_candidate(
-        args.candidate, args.data, open_store(args.store), options, progress=say
+        args.candidate,
+        args.data,
+        existing_store(args.store, create=args.create_store),
+        options,
+        progress=say,
     )
     print_json(result.decision.to_dict())
     return exit_code(result.decision.promote)
@@ -120,13 +124,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from ml.promote import rollback
-    from ml.runtime.store import open_store
     from ml.workflow import notify_services
 
     admin_key = admin_key_for(args.notify, "rollback")
     if admin_key is None:
         return EXIT_USAGE
-    pointer = rollback(open_store(args.store), to=args.to)
+    pointer = rollback(existing_store(args.store), to=args.to)
     say(f"ROLLED BACK production to {pointer.version} (was {pointer.previous_version})")
     notified = notify_services(tuple(args.notify), admin_key, say)
     print_json(pointer.__dict__ | {"notify": notified})

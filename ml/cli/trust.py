@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ml.cli.options import existing_store
 from ml.cli.output import EXIT_OK, print_json, say
 
 
@@ -43,20 +44,18 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from ml.runtime.store import open_store
     from ml.signing import sign_version, signing_key_from_env
 
-    kid = sign_version(open_store(args.store), args.version, signing_key_from_env())
+    kid = sign_version(existing_store(args.store), args.version, signing_key_from_env())
     say(f"signed {args.version} with key {kid}")
     return EXIT_OK
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from ml.migrate import migrate_store
-    from ml.runtime.store import open_store
     from ml.signing import signing_key_from_env
 
-    report = migrate_store(open_store(args.store), signing_key_from_env(), progress=say)
+    report = migrate_store(existing_store(args.store), signing_key_from_env(), progress=say)
     print_json(
         {
             "converted": report.converted,

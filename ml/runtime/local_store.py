@@ -31,6 +31,9 @@ class LocalStore(ArtifactStore):
         self.root = root.resolve()
         self.uri = f"file://{self.root}"
 
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):

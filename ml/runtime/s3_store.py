@@ -43,6 +43,14 @@ class S3Store(ArtifactStore):
             client if client is not None else _make_s3_client(timeouts or StoreTimeouts())
         )
 
+    def exists(self) -> bool:
+        try:
+            with self._errors(""):
+                self._client.head_bucket(Bucket=self.bucket)
+        except ObjectNotFound:
+            return False
+        return True
+
     def _key(self, key: str) -> str:
         return self.prefix + key
 

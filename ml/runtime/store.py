@@ -115,6 +115,10 @@ class ArtifactStore(ABC):
         """Write the pointer if its ETag is still `expected_etag` (None: if none exists yet).
         Return the new ETag; raise PointerConflict otherwise."""
 
+    @abstractmethod
+    def exists(self) -> bool:
+        """Whether the store itself (directory, bucket) is there."""
+
     def current_pointer(self) -> PointerState:
         state = self.read_pointer()
         assert state is not None  # no if_none_match: always an answer

@@ -33,6 +33,7 @@ def test_retrain_promotes_then_keeps(
         str(DEV_DATA),
         "--eval-data",
         str(EVAL_DATA),
+        "--create-store",
     ]
     assert main(argv) == 0
     assert "no production model yet" in capsys.readouterr().err
@@ -145,3 +146,20 @@ def test_notify_takes_the_services_admin_keys_variable_too(
     assert admin_key_for(["http://127.0.0.1:1"], "promote") == "first-admin"
     monkeypatch.setenv("FRAUD_ADMIN_API_KEY", "explicit")
     assert admin_key_for(["http://127.0.0.1:1"], "promote") == "explicit"
+
+
+def test_a_store_that_does_not_exist_is_refused_unless_asked_to_create_it(
+    tmp_path: Path, bundle_files: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml.build import write_bundle
+
+    candidate = tmp_path / "candidate"
+    write_bundle(candidate, bundle_files)
+    typo = tmp_path / "stor"
+    argv = ["promote", "--candidate", str(candidate), "--data", str(EVAL_DATA)]
+    assert main([*argv, "--store", str(typo)]) == 1
+    assert "does not exist: check the location, or pass --create-store" in capsys.readouterr().err
+    assert not typo.exists()
+    assert main(["history", "--store", str(typo)]) == 1
+    assert main([*argv, "--store", str(typo), "--create-store"]) == 0
+    assert main(["history", "--store", str(typo)]) == 0
