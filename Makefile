@@ -11,6 +11,8 @@ RUN_STORE ?= file://$(CURDIR)/.local/store
 RUN_DATA ?= data/creditcard_train.csv.gz
 RUN_EVAL ?= data/creditcard_eval.csv.gz
 RUN_WORK ?= .local/work
+# make run PORT=8001 (else FRAUD_BIND, else 127.0.0.1:8000)
+PORT ?=
 
 .PHONY: install run test lint typecheck pytest bench bench-quality bench-train lock clean
 
@@ -27,7 +29,7 @@ $(STAMP): requirements/dev.lock pyproject.toml
 ## local store (judged on the committed evaluation rows), and serve it on 127.0.0.1:8000.
 run: install
 	$(BIN)/fraudctl run-local --store "$(RUN_STORE)" --data "$(RUN_DATA)" --eval-data "$(RUN_EVAL)" \
-		--work-dir "$(RUN_WORK)"
+		--work-dir "$(RUN_WORK)" $(if $(PORT),--port $(PORT))
 
 ## test: lint, format check, import contracts (.importlinter), type checks, deployment-file checks and the whole pytest suite.
 test: lint typecheck pytest

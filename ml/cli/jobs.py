@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -103,8 +104,10 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def add_serving_options(parser: argparse.ArgumentParser) -> None:
     # Locally the service listens on loopback; the container's 0.0.0.0 is Settings' default.
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", help=f"default: from FRAUD_BIND, else {LOCAL_HOST}")
+    parser.add_argument(
+        "--port", type=int, help=f"default: from FRAUD_BIND, else {LOCAL_PORT} (make run: PORT=)"
+    )
     parser.add_argument(
         "--workers", type=int, help="Gunicorn workers (default: WEB_CONCURRENCY, else 2)"
     )
@@ -165,7 +168,6 @@ def cmd_run_local(args: argparse.Namespace) -> int:
             say(f"generated {variable}={os.environ[variable]}  (shown once; set it to choose)")
     os.environ.setdefault("FRAUD_MODEL_POLL_INTERVAL_S", "5")
     os.environ.setdefault("FRAUD_LOG_FORMAT", "console")
-    say(f"serving on http://{args.host}:{args.port} (docs: http://{args.host}:{args.port}/docs)")
     return cmd_serve(args)
 
 
@@ -181,10 +183,41 @@ def use_local_keys(directory: Path) -> None:
     os.environ.setdefault("FRAUD_TRUSTED_KEYS", str(public.resolve()))
 
 
+LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 8000
+
+
+def bind_address(args: argparse.Namespace) -> tuple[str, int]:
+    """--host/--port if given, else FRAUD_BIND if set, else 127.0.0.1:8000."""
+    bind = os.environ.get("FRAUD_BIND", "")
+    if args.host is None and args.port is None and ":" in bind:
+        host, _, port = bind.rpartition(":")
+        if port.isdigit():
+            return host, int(port)
+    return args.host or LOCAL_HOST, args.port or LOCAL_PORT
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Replace this process with `python -m service`, which checks the settings and execs
-    Gunicorn: signals (SIGTERM) then reach Gunicorn directly."""
-    argv = [sys.executable, "-m", "service", "--host", args.host, "--port", str(args.port)]
+    """Replace this process with `python -m service`, which execs Gunicorn: signals (SIGTERM)
+    then reach Gunicorn directly. A port already taken is said here, naming the setting."""
+    host, port = bind_address(args)
+    if port_in_use(host, port):
+        say(
+            f"fraudctl: port {port} on {host} is in use: choose another with PORT={port + 1} "
+            f"(make run), --port {port + 1}, or FRAUD_BIND={host}:{port + 1}"
+        )
+        return EXIT_USAGE
+    say(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    argv = [sys.executable, "-m", "service", "--host", host, "--port", str(port)]
     if args.workers is not None:
         argv += ["--workers", str(args.workers)]
     os.execv(sys.executable, argv)  # noqa: S606 - no shell involved

@@ -6,17 +6,26 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ml.cli import main
 from ml.runtime.local_store import LocalStore
 from ml.runtime.store import read_history
-from tests.support.processes import DEV_DATA, EVAL_DATA, REPO, free_port
+from tests.support.processes import (
+    DEV_DATA,
+    EVAL_DATA,
+    REPO,
+    free_port,
+    stop_process,
+    wait_for_port,
+)
 from tests.support.server import PREDICT_BODY, once
 
 
@@ -163,3 +172,45 @@ def test_a_store_that_does_not_exist_is_refused_unless_asked_to_create_it(
     assert main(["history", "--store", str(typo)]) == 1
     assert main([*argv, "--store", str(typo), "--create-store"]) == 0
     assert main(["history", "--store", str(typo)]) == 0
+
+
+def test_serve_names_the_setting_when_its_port_is_taken(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is in use" in err
+    assert f"PORT={port + 1} (make run)" in err
+    assert "FRAUD_BIND=" in err
+
+
+def test_serve_honours_fraud_bind(tmp_path: Path, s3_store: Any, bundle_files: Any) -> None:
+    from tests.support.bundles import promote_files
+
+    promote_files(s3_store, bundle_files)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "FRAUD_BIND"} | {
+        "FRAUD_BIND": f"127.0.0.1:{port}",
+        "FRAUD_STORE_URI": s3_store.uri,
+        "FRAUD_API_KEYS": "k",
+        "FRAUD_ADMIN_API_KEYS": "a",
+        "FRAUD_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ml.cli", "serve", "--workers", "1"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, timeout=30)
+        status, body = once(port, "GET", "/health/live")
+        assert status == 200, body
+    finally:
+        stop_process(proc)
