@@ -118,14 +118,20 @@ def fit(model_name: str, seed: int, X: np.ndarray, y: np.ndarray) -> tuple[Any, 
 
 
 def out_of_fold_scores(
-    model_name: str, seed: int, X: np.ndarray, y: np.ndarray, folds: int = CV_FOLDS
+    model_name: str,
+    seed: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: int = CV_FOLDS,
+    progress: Progress = _quiet,
 ) -> np.ndarray:
     """Each row scored by a model that did not see it (stratified k-fold)."""
     scores = np.empty(y.size, dtype=np.float64)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fit_rows, held_out in splitter.split(X, y):
+    for fold, (fit_rows, held_out) in enumerate(splitter.split(X, y), start=1):
         preprocessor, model = fit(model_name, seed, X[fit_rows], y[fit_rows])
         scores[held_out] = model.predict_proba(preprocessor.transform(X[held_out]))[:, 1]
+        progress(f"fold {fold}/{folds} scored")
     return scores
 
 
@@ -156,7 +162,7 @@ def train_bundle(
         f"({int(split.y_train.sum())} frauds), test {split.y_test.size} (untouched until the end)"
     )
     step(f"{CV_FOLDS}-fold cross-validation of {model_name} for out-of-fold scores")
-    oof = out_of_fold_scores(model_name, seed, split.X_train, split.y_train)
+    oof = out_of_fold_scores(model_name, seed, split.X_train, split.y_train, progress=step)
     threshold = choose_threshold(split.y_train, oof, prevalence, goal)
     step(f"threshold {threshold:.4f} best meets {goal} at prevalence {prevalence:g}, out of fold")
     step(f"refitting {model_name} on all {split.y_train.size} training rows")

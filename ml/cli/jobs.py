@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
 import socket
 import sys
 from pathlib import Path
@@ -145,8 +147,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 def cmd_run_local(args: argparse.Namespace) -> int:
     """The embedded default behind `make run`: no AWS, no Docker."""
-    import secrets
-
     from ml.workflow import PromotionOptions, train_and_promote
 
     use_local_keys(args.keys_dir)
@@ -162,13 +162,33 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     else:
         say(f"serving the production model already in {store.uri}")
     os.environ["FRAUD_STORE_URI"] = store.uri
-    for variable in ("FRAUD_API_KEYS", "FRAUD_ADMIN_API_KEYS"):
-        if not os.environ.get(variable):
-            os.environ[variable] = secrets.token_urlsafe(24)
-            say(f"generated {variable}={os.environ[variable]}  (shown once; set it to choose)")
+    use_local_api_keys(args.keys_dir / "api-keys.json")
     os.environ.setdefault("FRAUD_MODEL_POLL_INTERVAL_S", "5")
     os.environ.setdefault("FRAUD_LOG_FORMAT", "console")
     return cmd_serve(args)
+
+
+def use_local_api_keys(path: Path) -> None:
+    """make run's API keys: made once, kept in `path` (mode 0600) across restarts, printed the
+    first time. Keys already in the environment win."""
+    if path.exists():
+        kept = json.loads(path.read_text())
+        say(f"API keys from {path} (made on the first run)")
+    else:
+        kept = {name: secrets.token_urlsafe(24) for name in API_KEY_VARIABLES}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(kept, handle)
+        for name in API_KEY_VARIABLES:
+            if not os.environ.get(name):
+                say(f"generated {name}={kept[name]}  (kept in {path}; set {name} to choose)")
+    for name in API_KEY_VARIABLES:
+        if not os.environ.get(name):
+            os.environ[name] = kept[name]
+
+
+API_KEY_VARIABLES = ("FRAUD_API_KEYS", "FRAUD_ADMIN_API_KEYS")
 
 
 def use_local_keys(directory: Path) -> None:

@@ -214,3 +214,25 @@ def test_serve_honours_fraud_bind(tmp_path: Path, s3_store: Any, bundle_files: A
         assert status == 200, body
     finally:
         stop_process(proc)
+
+
+def test_make_runs_api_keys_are_kept_and_printed_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.cli.jobs import use_local_api_keys
+
+    for name in ("FRAUD_API_KEYS", "FRAUD_ADMIN_API_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "keys" / "api-keys.json"
+    use_local_api_keys(path)
+    first = capsys.readouterr().err
+    predict_key = os.environ["FRAUD_API_KEYS"]
+    assert f"generated FRAUD_API_KEYS={predict_key}" in first
+    assert path.stat().st_mode & 0o777 == 0o600
+    monkeypatch.delenv("FRAUD_API_KEYS")
+    monkeypatch.setenv("FRAUD_ADMIN_API_KEYS", "chosen")
+    use_local_api_keys(path)  # the next make run
+    second = capsys.readouterr().err
+    assert predict_key not in second  # printed once only
+    assert os.environ["FRAUD_API_KEYS"] == predict_key  # the same key across restarts
+    assert os.environ["FRAUD_ADMIN_API_KEYS"] == "chosen"  # the environment wins

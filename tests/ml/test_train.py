@@ -105,6 +105,7 @@ def test_cli_train_writes_a_loadable_bundle(
     assert "sample_f1" in out
     assert "threshold" in err
     assert "5-fold cross-validation of hgb" in err
+    assert "fold 5/5 scored" in err  # progress while it fits
 
 
 def test_cli_train_reports_bad_data_and_exits_1(
