@@ -222,7 +222,8 @@ def test_make_runs_api_keys_are_kept_and_printed_once(
     from ml.cli.jobs import use_local_api_keys
 
     for name in ("FRAUD_API_KEYS", "FRAUD_ADMIN_API_KEYS"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so what the function sets is undone after
+        monkeypatch.delenv(name)
     path = tmp_path / "keys" / "api-keys.json"
     use_local_api_keys(path)
     first = capsys.readouterr().err

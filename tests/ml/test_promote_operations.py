@@ -302,6 +302,8 @@ def test_rollback_notifies_when_asked(
     promote(s3_store, bundle_dir(tmp_path, weak_files, "weak"))
     promote(s3_store, bundle_dir(tmp_path, strong_files, "strong"))
     url = f"http://127.0.0.1:{free_port()}"
+    for name in ("FRAUD_ADMIN_API_KEY", "FRAUD_ADMIN_API_KEYS"):
+        monkeypatch.delenv(name, raising=False)
     assert main(["rollback", "--store", uri, "--notify", url]) == 2  # no admin key
     monkeypatch.setenv("FRAUD_ADMIN_API_KEY", "whatever")
     capsys.readouterr()
