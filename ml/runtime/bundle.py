@@ -180,17 +180,10 @@ def load_version(
             if exc.reason == "unsigned":
                 Manifest.from_json(manifest_bytes)  # a format-1 bundle: say how to migrate
             raise BundleError(exc.reason, f"bundle {version}: {exc}") from None
-    Manifest.from_json(manifest_bytes)  # the format, before fetching what it names
+    manifest = Manifest.from_json(manifest_bytes)  # the format, before fetching what it names
     names = SERVING_FILES if trusted_keys is not None else ARTIFACT_FILES
-    files = fetch_version(store, version, names) | {MANIFEST_FILE: manifest_bytes}
-    bundle = load_bundle(files, expected_manifest_sha256=manifest_sha)
-    return bundle if signer is None else _with_signer(bundle, signer)
-
-
-def _with_signer(bundle: ModelBundle, signer: str) -> ModelBundle:
-    return ModelBundle(
-        bundle.manifest, bundle.manifest_sha256, bundle.preprocessor, bundle.model, signer
-    )
+    files = fetch_version(store, version, names)
+    return _assemble(manifest, manifest_sha, files, signed_by=signer)
 
 
 def _check_manifest_sha(manifest_bytes: bytes, expected: str | None) -> str:
@@ -212,7 +205,18 @@ def load_bundle(
         raise BundleError("missing_file", "the bundle has no manifest.json")
     manifest_bytes = files[MANIFEST_FILE]
     manifest_sha = _check_manifest_sha(manifest_bytes, expected_manifest_sha256)
-    manifest = Manifest.from_json(manifest_bytes)
+    return _assemble(Manifest.from_json(manifest_bytes), manifest_sha, files)
+
+
+def _assemble(
+    manifest: Manifest,
+    manifest_sha: str,
+    files: Mapping[str, bytes],
+    *,
+    signed_by: str | None = None,
+) -> ModelBundle:
+    """The checks after the manifest's own: file checksums, feature names, the serving form's
+    contents, canary rows; then the bundle."""
     _verify_files(manifest, files)
     if manifest.feature_names != list(FEATURE_NAMES):
         raise BundleError(
@@ -225,7 +229,7 @@ def load_bundle(
         model = load_scorer(str(manifest.serving.get("model_kind")), files[MODEL_FILE])
     except SpecError as exc:
         raise BundleError("malformed_serving_form", f"bundle {manifest.version}: {exc}") from None
-    bundle = ModelBundle(manifest, manifest_sha, preprocessor, model)
+    bundle = ModelBundle(manifest, manifest_sha, preprocessor, model, signed_by)
     _verify_canary(bundle)
     return bundle
 
