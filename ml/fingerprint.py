@@ -41,4 +41,10 @@ def fingerprint_hashes(fingerprint: dict[str, Any]) -> np.ndarray:
 
 def overlapping_rows(X: np.ndarray, fingerprint: dict[str, Any]) -> int:
     """How many rows of X are among the fingerprinted rows."""
-    return int(np.isin(row_hashes(X), fingerprint_hashes(fingerprint)).sum())
+    return count_fingerprinted(row_hashes(X), fingerprint)
+
+
+def count_fingerprinted(hashes: np.ndarray, fingerprint: dict[str, Any]) -> int:
+    """How many of these row hashes the fingerprint holds: hash the rows once, check them
+    against as many models' fingerprints as there are."""
+    return int(np.isin(hashes, fingerprint_hashes(fingerprint)).sum())

@@ -28,7 +28,7 @@ import numpy as np
 from ml.data import Dataset, load_dataset
 from ml.errors import PromotionError
 from ml.evaluate import DEFAULT_PREVALENCE, classification_metrics
-from ml.fingerprint import overlapping_rows
+from ml.fingerprint import count_fingerprinted, row_hashes
 from ml.runtime.bundle import ModelBundle, load_bundle, load_version, read_bundle_dir
 from ml.runtime.store import (
     ArtifactStore,
@@ -123,16 +123,20 @@ class Overlap:
         return f"{self.version}: {self.rows} of {n_rows} rows ({self.rows / n_rows:.2%})"
 
 
-def training_overlap(bundle: ModelBundle, data: Dataset) -> Overlap:
-    rows = bundle.manifest.training_rows
-    return Overlap(bundle.version, None if rows is None else overlapping_rows(data.X, rows))
-
-
 def check_overlap(
     bundles: list[ModelBundle], data: Dataset, *, allow: bool
 ) -> list[dict[str, Any]]:
     """Refuse evaluation rows the models were trained on, naming how many, unless `allow`."""
-    overlaps = [training_overlap(b, data) for b in bundles]
+    hashes = row_hashes(data.X)  # once, whatever the number of models
+    overlaps = [
+        Overlap(
+            b.version,
+            None
+            if b.manifest.training_rows is None
+            else count_fingerprinted(hashes, b.manifest.training_rows),
+        )
+        for b in bundles
+    ]
     limit = MAX_OVERLAP_FRACTION * data.n_rows
     too_many = [o for o in overlaps if o.rows is not None and o.rows > limit]
     if too_many and not allow:
@@ -265,7 +269,9 @@ def promote(
     version = candidate_bundle.version
     publish_version(store, version, candidate_files)
     assert signing_key is not None  # loaded above unless dry_run
-    entry.details["signed_by"] = sign_version(store, version, signing_key)
+    entry.details["signed_by"] = sign_version(
+        store, version, signing_key, candidate_bundle.manifest_sha256
+    )
     pointer = entry
     try:
         store.swap_pointer(pointer, expected_etag=state.etag)
@@ -297,7 +303,7 @@ def rollback(
     signing_key = signing_key_from_env()
     bundle = load_version(store, target)  # never roll back onto a bundle that would not load
     # Signed with today's key: the version may predate a key rotation.
-    signer = sign_version(store, target, signing_key)
+    signer = sign_version(store, target, signing_key, bundle.manifest_sha256)
     pointer = Pointer(
         version=bundle.version,
         manifest_sha256=bundle.manifest_sha256,

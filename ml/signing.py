@@ -81,9 +81,16 @@ def signature_file(key: Ed25519PrivateKey, manifest_sha256: str) -> tuple[str, b
     return kid, json.dumps(entry, indent=2, sort_keys=True).encode() + b"\n"
 
 
-def sign_version(store: ArtifactStore, version: str, key: Ed25519PrivateKey) -> str:
-    """Add this key's signature to a published version (create-only); return the key id."""
-    manifest_sha = sha256_hex(store.get(version_key(version, MANIFEST_FILE)))
+def sign_version(
+    store: ArtifactStore,
+    version: str,
+    key: Ed25519PrivateKey,
+    manifest_sha256: str | None = None,
+) -> str:
+    """Add this key's signature to a published version (create-only); return the key id.
+    Give the manifest's sha256 when the caller has just verified that manifest: it signs what
+    was checked, and the manifest is not fetched again."""
+    manifest_sha = manifest_sha256 or sha256_hex(store.get(version_key(version, MANIFEST_FILE)))
     kid, data = signature_file(key, manifest_sha)
     put_create_only(store, signature_key(version, kid), data)
     return kid
