@@ -5,8 +5,9 @@ which nothing trains on, with legit rows weighted to the production prevalence (
 each way of choosing the threshold it reports mean and worst F1, PR-AUC, precision, recall and
 the threshold, and writes bench/results/quality.json:
 
-- `oof`: what `fraudctl train` does: out-of-fold scores of 5-fold CV, the threshold maximising
-  prevalence-weighted F1 on them, then the model refit on all training rows;
+- `oof`: `fraudctl train` itself (`train_bundle`, scored through the bundle's serving form):
+  out-of-fold scores of 5-fold CV, the threshold for prevalence-weighted F1 on them, then the
+  model refit on all training rows;
 - `validation-sample-f1`: the previous way: one 20 % validation split, the threshold maximising
   F1 at the sample's own prevalence (2.2 %);
 - `validation-weighted-f1`: one validation split, but F1 weighted to the prevalence;
@@ -24,29 +25,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ml.data import Dataset, load_dataset
 from ml.evaluate import DEFAULT_PREVALENCE, Objective, choose_threshold, classification_metrics
-from ml.train import fit, out_of_fold_scores, split_dataset
+from ml.runtime.bundle import load_bundle
+from ml.train import fit, split_dataset, train_bundle
 from tests.support.processes import DEV_DATA, EVAL_DATA, REPO
 
 F1 = Objective.parse("f1")
+# A trained strategy: how it scores rows of raw features, and its threshold.
+Trained = tuple[Callable[[np.ndarray], np.ndarray], float]
 
 
-def oof(model: str) -> Callable[[Dataset, int], tuple[Any, Any, float]]:
-    def train(data: Dataset, seed: int) -> tuple[Any, Any, float]:
-        split = split_dataset(data, seed)
-        scores = out_of_fold_scores(model, seed, split.X_train, split.y_train)
-        threshold = choose_threshold(split.y_train, scores, DEFAULT_PREVALENCE, F1)
-        preprocessor, fitted = fit(model, seed, split.X_train, split.y_train)
-        return preprocessor, fitted, threshold
+def oof(model: str) -> Callable[[Dataset, int], Trained]:
+    """Exactly `fraudctl train`: the bundle it builds, scored through its serving form."""
+
+    def train(data: Dataset, seed: int) -> Trained:
+        bundle = load_bundle(train_bundle(data, model_name=model, seed=seed))
+        return bundle.score, bundle.threshold
 
     return train
 
 
-def validation(weighted: bool) -> Callable[[Dataset, int], tuple[Any, Any, float]]:
-    def train(data: Dataset, seed: int) -> tuple[Any, Any, float]:
+def validation(weighted: bool) -> Callable[[Dataset, int], Trained]:
+    def train(data: Dataset, seed: int) -> Trained:
         split = split_dataset(data, seed)
         X_fit, X_val, y_fit, y_val = train_test_split(
             split.X_train, split.y_train, test_size=0.25, stratify=split.y_train, random_state=seed
@@ -54,7 +58,12 @@ def validation(weighted: bool) -> Callable[[Dataset, int], tuple[Any, Any, float
         preprocessor, fitted = fit("hgb", seed, X_fit, y_fit)
         scores = fitted.predict_proba(preprocessor.transform(X_val))[:, 1]
         prevalence = DEFAULT_PREVALENCE if weighted else float(y_val.mean())
-        return preprocessor, fitted, choose_threshold(y_val, scores, prevalence, F1)
+
+        def score(X: np.ndarray) -> np.ndarray:
+            probabilities: np.ndarray = fitted.predict_proba(preprocessor.transform(X))[:, 1]
+            return probabilities
+
+        return score, choose_threshold(y_val, scores, prevalence, F1)
 
     return train
 
@@ -80,8 +89,8 @@ def main() -> None:
         runs = []
         started = time.perf_counter()
         for seed in range(args.seeds):
-            preprocessor, model, threshold = STRATEGIES[name](train_data, seed)
-            scores = model.predict_proba(preprocessor.transform(eval_data.X))[:, 1]
+            score, threshold = STRATEGIES[name](train_data, seed)
+            scores = score(eval_data.X)
             metrics = classification_metrics(eval_data.y, scores, threshold, DEFAULT_PREVALENCE)
             runs.append({"seed": seed} | {k: metrics[k] for k in (*FIGURES, "sample_f1")})
         summary = {
