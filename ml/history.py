@@ -3,10 +3,10 @@ promotion log. `fraudctl history` prints it; it reads the store and changes noth
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ml.runtime.bundle import Manifest
 from ml.runtime.layout import MANIFEST_FILE, version_key
 from ml.runtime.store import ArtifactStore, Pointer, list_versions, read_history
 
@@ -37,16 +37,19 @@ def store_history(store: ArtifactStore) -> StoreHistory:
     live = store.current_pointer().pointer
     versions = []
     for version in list_versions(store):
-        manifest = Manifest.from_json(store.get(version_key(version, MANIFEST_FILE)))
+        # Read as plain JSON, not through Manifest: history describes every version, those the
+        # service would refuse (format 1, waiting for `fraudctl migrate`) included.
+        manifest = json.loads(store.get(version_key(version, MANIFEST_FILE)))
+        test = manifest["metrics"]["test"]
         versions.append(
             VersionSummary(
                 version=version,
                 live=live is not None and live.version == version,
-                model_family=manifest.model_family,
-                created_at=manifest.created_at,
-                threshold=manifest.threshold,
-                training_test_f1=manifest.metrics["test"]["f1"],
-                training_test_pr_auc=manifest.metrics["test"]["pr_auc"],
+                model_family=manifest["model_family"],
+                created_at=manifest["created_at"],
+                threshold=manifest["threshold"],
+                training_test_f1=test["f1"],
+                training_test_pr_auc=test["pr_auc"],
             )
         )
     return StoreHistory(

@@ -53,6 +53,8 @@ def test_migrate_converts_signs_and_repoints_production(
     with pytest.raises(BundleError, match="fraudctl migrate") as refused:
         load_version(store, version, trusted_keys=trusted)
     assert refused.value.reason == "needs_migration"
+    assert main(["history", "--store", store.uri]) == 0  # old versions are still listed
+    assert version in capsys.readouterr().out
     assert main(["migrate", "--store", store.uri]) == 0
     report = json.loads(capsys.readouterr().out)
     new = report["converted"][version]
