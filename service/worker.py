@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, ClassVar
 
+from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
+
+from service.draining import DrainingHttpProtocol, DrainingServer
 
 
 class FraudUvicornWorker(UvicornWorker):  # type: ignore[misc]
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
         "loop": "uvloop",
-        "http": "httptools",
+        "http": DrainingHttpProtocol,  # httptools, ending connections cleanly when draining
         "lifespan": "on",
         "access_log": False,  # the app logs one structured line per request
         "server_header": False,
@@ -20,3 +24,12 @@ class FraudUvicornWorker(UvicornWorker):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         # Gunicorn's graceful timeout (from FRAUD_GRACEFUL_TIMEOUT_S) bounds Uvicorn's too.
         self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout
+
+    async def _serve(self) -> None:
+        """As UvicornWorker's, with the server that drains without resets (service.draining)."""
+        self.config.app = self.wsgi
+        server = DrainingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -269,6 +270,71 @@ def test_sigterm_finishes_in_flight_requests_then_exits(service: ServiceProcess)
     assert time.monotonic() - started < 20  # within FRAUD_GRACEFUL_TIMEOUT_S
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", service.port), timeout=2)
+
+
+KEEP_ALIVE_CLIENTS = 16
+
+
+class KeepAliveClient(threading.Thread):
+    """Sends /predict on one kept-alive connection until the server refuses new connections.
+    A request the server accepted and then dropped (reset, EOF) is a failure; a refused
+    connect is not: the server had stopped listening, as it should once draining."""
+
+    def __init__(self, port: int, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.stop_event = stop
+        self.answered = 0
+        self.closed_by_server = 0
+        self.dropped: list[str] = []
+
+    def run(self) -> None:
+        headers = {**AUTH, "content-type": "application/json"}
+        conn: http.client.HTTPConnection | None = None
+        while not self.stop_event.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                try:
+                    conn.connect()
+                except ConnectionRefusedError:
+                    return
+            try:
+                conn.request("POST", "/predict", body=PREDICT_BODY, headers=headers)
+                response = conn.getresponse()
+                response.read()
+            except (http.client.HTTPException, OSError) as exc:
+                self.dropped.append(repr(exc))
+                return
+            assert response.status == 200
+            self.answered += 1
+            if response.getheader("connection", "").lower() == "close":
+                self.closed_by_server += 1
+                conn.close()
+                conn = None
+
+
+def test_sigterm_under_keep_alive_load_drops_no_accepted_request(
+    service: ServiceProcess,
+) -> None:
+    stop = threading.Event()
+    clients = [KeepAliveClient(service.port, stop) for _ in range(KEEP_ALIVE_CLIENTS)]
+    for client in clients:
+        client.start()
+    deadline = time.monotonic() + 10
+    while sum(c.answered for c in clients) < 2000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    service.terminate()
+    assert service.proc is not None
+    exit_code = service.proc.wait(timeout=25)
+    stop.set()
+    for client in clients:
+        client.join(timeout=15)
+    dropped = [reason for c in clients for reason in c.dropped]
+    assert dropped == [], f"{len(dropped)} accepted requests dropped: {dropped[:5]}"
+    assert exit_code == 0
+    assert sum(c.answered for c in clients) >= 2000
+    # Every connection was told to close: draining answers with `Connection: close`.
+    assert sum(c.closed_by_server for c in clients) >= KEEP_ALIVE_CLIENTS
 
 
 def test_missing_settings_stop_start_up_naming_the_variable(
