@@ -48,11 +48,34 @@ control_socket_disable = True  # unused, and it would need a writable $HOME
 
 
 def on_starting(server: Any) -> None:
-    """Master, once: wipe the shared directories, so nothing stale from an earlier run counts."""
+    """Master, once: wipe the shared directories, so nothing stale from an earlier run counts,
+    then serve metrics on their own port (refusing to start if it is taken)."""
+    # Imported here, after PROMETHEUS_MULTIPROC_DIR is set: prometheus_client picks its
+    # storage when first imported, and workers inherit the master's modules.
+    from service.metrics import MetricsServer
+
     for variable in ("PROMETHEUS_MULTIPROC_DIR", "FRAUD_COORDINATION_DIR"):
         directory = Path(os.environ[variable])
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
+    host = settings.bind.rpartition(":")[0]
+    try:
+        server.fraud_metrics = MetricsServer.start(host, settings.metrics_port)
+    except OSError as exc:
+        sys.stderr.write(
+            f"fraud-api: cannot serve metrics on {host}:{settings.metrics_port} ({exc.strerror}):"
+            f" choose another port with FRAUD_METRICS_PORT\n"
+        )
+        on_exit(server)
+        raise SystemExit(2) from None
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Worker: the metrics socket is the master's; a worker holding a copy would keep the
+    port bound after the master is gone."""
+    metrics_server = getattr(server, "fraud_metrics", None)
+    if metrics_server is not None:
+        metrics_server.forget_in_child()
 
 
 def child_exit(server: Any, worker: Any) -> None:

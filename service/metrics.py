@@ -9,7 +9,10 @@ it (tests, a single process) each app gets its own registry.
 from __future__ import annotations
 
 import os
+import threading
+from dataclasses import dataclass
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import numpy as np
 from prometheus_client import (
@@ -20,6 +23,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.exposition import start_wsgi_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -151,3 +155,24 @@ class Metrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+@dataclass
+class MetricsServer:
+    """Prometheus text for every worker, served by the Gunicorn master on a port of its own
+    (FRAUD_METRICS_PORT). It reads the workers' multiprocess files, so it answers even while
+    every worker is busy or restarting."""
+
+    httpd: WSGIServer
+    thread: threading.Thread
+
+    @classmethod
+    def start(cls, host: str, port: int) -> MetricsServer:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        httpd, thread = start_wsgi_server(port, addr=host, registry=registry)
+        return cls(httpd, thread)
+
+    def forget_in_child(self) -> None:
+        """In a forked worker: close this process's copy of the listening socket only."""
+        self.httpd.socket.close()

@@ -188,7 +188,6 @@ async def index() -> Response:
                 "POST /reload": "follow production.json now (admin X-API-Key)",
                 "GET /health/live": "the process is up",
                 "GET /health/ready": "a verified model is loaded",
-                "GET /metrics": "Prometheus text",
             },
         }
     )
@@ -206,9 +205,3 @@ async def ready(request: Request, plane: DataPlaneDep) -> Response:
         reason = f"no verified model loaded: {plane.registry.not_ready_reason}"
         return error_response(NotReady(reason), request_id_of(request.scope))
     return json_response({"status": "ready", "model_version": bundle.version})
-
-
-@router.get("/metrics")
-async def metrics(request: Request) -> Response:
-    body, content_type = service_state(request).metrics.render()
-    return Response(body, media_type=content_type)

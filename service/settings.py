@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     reload_wait_s: float = Field(default=5.0, ge=0.0)
     """How long /reload waits for the other workers of the task to confirm the new version."""
 
+    metrics_port: int = Field(default=9090, ge=1, le=65535)
+    """Where the Gunicorn master serves Prometheus metrics for all workers, on the host of
+    FRAUD_BIND. A port of its own, as MLServer does: the load balancer forwards only the API
+    port, so metrics reach scrapers inside the network and never the internet."""
+
     graceful_timeout_s: float = Field(default=20.0, gt=0.0, lt=30.0)
     """On SIGTERM, how long in-flight requests may take to finish (ECS waits 30 s). Gunicorn's
     graceful timeout and each Uvicorn worker's shutdown timeout both come from it."""

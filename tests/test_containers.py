@@ -20,7 +20,7 @@ from ml.runtime.s3_store import S3Store
 from service.serve import SERVE_ARGV
 from tests.support.app import ADMIN_KEY, API_KEY, AUTH
 from tests.support.bundles import promote_files
-from tests.support.processes import REPO, free_port, stop_process
+from tests.support.processes import REPO, stop_process
 from tests.support.server import PREDICT_BODY, ServiceProcess, once
 
 BIN = Path(sys.executable).parent
@@ -237,11 +237,13 @@ def test_the_container_command_serves_from_the_image_files_alone(
     app = stage_api_image(tmp_path)
     assert not (app / "ml" / "train.py").exists()  # training code is not in the image
     promote_files(s3_store, bundle_files)
-    port = free_port()
+    server = ServiceProcess(tmp_path, {})
+    port = server.port
     env = {
         **os.environ,
         **image_env(app, tmp_path / "runtime"),
         "FRAUD_BIND": f"127.0.0.1:{port}",
+        "FRAUD_METRICS_PORT": str(server.metrics_port),
         "FRAUD_STORE_URI": s3_store.uri,
         "FRAUD_API_KEYS": API_KEY,
         "FRAUD_ADMIN_API_KEYS": ADMIN_KEY,
@@ -252,8 +254,7 @@ def test_the_container_command_serves_from_the_image_files_alone(
         proc = subprocess.Popen(
             json.loads(entrypoint), cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    server = ServiceProcess(tmp_path, {})
-    server.port, server.proc, server.log_path = port, proc, log
+    server.proc, server.log_path = proc, log
     try:
         server.wait_ready()
         status, body = once(port, "POST", "/predict", PREDICT_BODY, AUTH)

@@ -18,7 +18,7 @@ from ml.runtime.bundle import load_bundle
 from ml.runtime.schema import FEATURE_NAMES
 from service.app import create_app
 from service.logging import configure_logging
-from tests.support.app import ADMIN, API_KEY_2, AUTH, make_settings
+from tests.support.app import ADMIN, API_KEY_2, AUTH, make_settings, metrics_text
 
 ROW = [0.5] * 30
 
@@ -300,7 +300,7 @@ def test_metrics(client: TestClient) -> None:
     for _ in range(3):
         client.post("/predict", json={"features": ROW}, headers=AUTH)
     client.post("/predict", json={"features": [1]}, headers=AUTH)
-    text = client.get("/metrics").text
+    text = metrics_text(client)
     assert 'fraud_http_requests_total{method="POST",route="/predict",status="200"} 3.0' in text
     assert 'fraud_http_requests_total{method="POST",route="/predict",status="422"} 1.0' in text
     assert 'fraud_predictions_total{label="legit"} 3.0' in text

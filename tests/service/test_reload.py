@@ -24,7 +24,7 @@ from ml.runtime.local_store import LocalStore
 from ml.runtime.s3_store import S3Store
 from ml.runtime.store import Pointer, utc_now
 from service.app import create_app
-from tests.support.app import ADMIN, AUTH, make_settings, wait_ready
+from tests.support.app import ADMIN, AUTH, make_settings, metrics_text, wait_ready
 from tests.support.bundles import promote_files
 from tests.support.processes import AWS_ENV, free_port, stop_process, wait_for_port
 
@@ -39,7 +39,7 @@ def served_version(client: TestClient) -> str:
 
 
 def reload_failures(client: TestClient) -> float:
-    text = client.get("/metrics").text
+    text = metrics_text(client)
     for line in text.splitlines():
         if line.startswith('fraud_model_reloads_total{result="failure",trigger="api"}'):
             return float(line.split()[-1])
@@ -273,7 +273,7 @@ def test_unreachable_store_at_start_up_is_live_but_not_ready(
         assert ready.status_code == 503
         assert "StoreUnavailable" in ready.json()["error"]["message"]
         assert "Could not connect to the endpoint URL" in ready.json()["error"]["message"]
-        text = client.get("/metrics").text
+        text = metrics_text(client)
         assert 'fraud_model_reloads_total{result="failure",trigger="startup"}' in text
 
 
@@ -306,7 +306,7 @@ def test_polling_survives_an_unexpected_exception(
         while served_version(client) != v2:
             assert time.monotonic() < deadline, "polling died instead of going on"
             time.sleep(0.05)
-        metrics = client.get("/metrics").text
+        metrics = metrics_text(client)
     assert store.failures_left == 0
     assert 'fraud_background_errors_total{task="poll"} 1.0' in metrics
 

@@ -83,8 +83,8 @@ def test_predicts_and_aggregates_metrics_over_both_workers(
             break
         time.sleep(0.1)
     assert len({entry["pid"] for entry in loaded}) == 2  # one line per worker, each its pid
-    status, text = once(service.port, "GET", "/metrics")
-    assert status == 200
+    text = service.metrics()
+    assert once(service.port, "GET", "/metrics")[0] == 404  # never through the API's port
     total = metric(text, 'fraud_http_requests_total{method="POST",route="/predict",status="200"}')
     assert total == 40.0
     pids = {
@@ -142,7 +142,7 @@ def test_failed_reload_keeps_every_worker_serving(
     assert (status, body["error"]["code"]) == expected
     assert once(service.port, "GET", "/health/ready")[0] == 200
     assert versions_seen(service.port, 30) == Counter({bundle_version: 30})
-    _, text = once(service.port, "GET", "/metrics")
+    text = service.metrics()
     assert metric(text, 'fraud_model_reloads_total{result="failure",trigger="api"}') == 1.0
 
 
@@ -165,7 +165,7 @@ def test_every_worker_converges_by_polling_alone(
                 break
             time.sleep(0.2)
         assert versions_seen(server.port, 40) == Counter({v2: 40})
-        _, text = once(server.port, "GET", "/metrics")
+        text = server.metrics()
         assert metric(text, 'fraud_model_reloads_total{result="success",trigger="poll"}') == 2.0
     finally:
         server.stop()
@@ -350,6 +350,20 @@ def test_missing_settings_stop_start_up_naming_the_variable(
     assert "FRAUD_ADMIN_API_KEYS: Field required" in server.log()
 
 
+def test_a_taken_metrics_port_stops_start_up_naming_the_variable(
+    tmp_path: Path, s3_store: S3Store
+) -> None:
+    server = ServiceProcess(tmp_path, server_env(s3_store))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", server.metrics_port))
+        squatter.listen()
+        server.start()
+        assert server.proc is not None
+        assert server.proc.wait(timeout=30) == 2
+    assert f"cannot serve metrics on 127.0.0.1:{server.metrics_port}" in server.log()
+    assert "FRAUD_METRICS_PORT" in server.log()
+
+
 @pytest.mark.parametrize(
     ("path", "body", "received"),
     [
@@ -410,7 +424,7 @@ def test_a_client_that_leaves_mid_body_is_recorded_as_499_not_a_500(
         )
     deadline = time.monotonic() + 10
     while True:
-        _, text = once(service.port, "GET", "/metrics")
+        text = service.metrics()
         if 'route="/predict",status="499"' in text or time.monotonic() > deadline:
             break
         time.sleep(0.1)

@@ -126,7 +126,7 @@ def test_unsigned_and_untrusted_bundles_are_refused_and_counted(
     assert (status, error["code"]) == (502, "untrusted_key")
     assert "does not trust" in error["message"]
     assert versions_seen(service.port, 10) == {bundle_version: 10}
-    _, text = once(service.port, "GET", "/metrics")
+    text = service.metrics()
     assert 'fraud_model_refusals_total{reason="unsigned"} 1.0' in text
     assert 'fraud_model_refusals_total{reason="untrusted_key"} 1.0' in text
 

@@ -38,3 +38,9 @@ def wait_ready(client: TestClient, timeout: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise TimeoutError("the app did not become ready")
+
+
+def metrics_text(client: TestClient) -> str:
+    """In one process there is no metrics port: read what the Gunicorn master would serve."""
+    body: bytes = client.app.state.service.metrics.render()[0]  # type: ignore[attr-defined]
+    return body.decode()

@@ -80,12 +80,14 @@ class ServiceProcess:
         self, tmp: Path, env: dict[str, str], workers: int = 2, python: str = sys.executable
     ) -> None:
         self.port = free_port()
+        self.metrics_port = free_port()
         self.tmp = tmp
         self.log_path = tmp / f"serve-{self.port}.log"
         self.env = {
             **os.environ,
             "FRAUD_RUNTIME_DIR": str(tmp / f"runtime-{self.port}"),
             "FRAUD_LOG_LEVEL": "info",
+            "FRAUD_METRICS_PORT": str(self.metrics_port),
             **env,
         }
         self.workers = workers
@@ -113,10 +115,17 @@ class ServiceProcess:
             )
         return self
 
+    def metrics(self) -> str:
+        """Prometheus text from the master's metrics port, over all workers."""
+        status, text = once(self.metrics_port, "GET", "/metrics")
+        assert status == 200, text
+        return str(text)
+
     def loaded_workers(self) -> int:
         """Workers that report a loaded model (one `fraud_model_info` series per process)."""
-        status, text = once(self.port, "GET", "/metrics")
-        if status != 200:
+        try:
+            text = self.metrics()
+        except OSError:
             return 0
         return sum(
             1
