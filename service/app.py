@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from ml.runtime.store import ArtifactStore, StoreTimeouts, open_store
 from service.auth import KeyRing
@@ -21,12 +22,19 @@ from service.logging import FLUSH_INTERVAL_S, configure_logging, flush_logs, get
 from service.memory import release_free_memory
 from service.metrics import Metrics
 from service.middleware import RequestMiddleware
+from service.openapi import install_contract
 from service.registry import ModelRegistry
 from service.routes import router, scoring_router
 from service.settings import Settings, load_settings
 from service.state import ServiceState
 
 log = get_logger("service.app")
+
+API_DESCRIPTION = (
+    "Scores credit-card transactions (Time, V1..V28, Amount) for fraud. Send the key in "
+    "`X-API-Key` (Authorize). Every error has one shape: `{error: {code, message, details}, "
+    "request_id}`. Metrics are served on their own port (FRAUD_METRICS_PORT), not here."
+)
 
 
 def create_app(
@@ -73,12 +81,17 @@ def create_app(
             flusher.cancel()
             flush_logs()
 
-    app = FastAPI(
+    # Swagger UI from a package (fastapi-offline), not a CDN: /docs works air-gapped.
+    app = FastAPIOffline(
         title="Fraud scoring",
         version="1",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        static_url="/docs/static",
+        favicon_url="/docs/static/favicon.png",
+        swagger_ui_parameters={"persistAuthorization": False, "tryItOutEnabled": True},
     )
     app.state.service = ServiceState(
         settings=settings,
@@ -87,6 +100,7 @@ def create_app(
         metrics=metrics,
     )
     install_error_handlers(app)
+    install_contract(app, max_batch_rows=settings.max_batch_rows)
     app.include_router(router)
     include_direct_routes(app, scoring_router)
     # Added last, so outermost: request ids, guards and the access log cover direct routes too.

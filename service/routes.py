@@ -19,6 +19,7 @@ from service.dataplane import DataPlane
 from service.deps import AdminKey, DataPlaneDep, PredictKey
 from service.direct import DirectRoute
 from service.errors import NotReady, error_response, invalid_request, load_failure
+from service.openapi import PREDICT_SCHEME, SCORING_ERRORS, documented_body, error_responses
 from service.registry import ReloadOutcome
 from service.schemas import (
     BatchRequest,
@@ -48,44 +49,8 @@ def _row(values: Any) -> list[float]:
 # The two scoring routes are the hot path. They take only the request (see service/direct.py),
 # read the body themselves and let pydantic-core parse and validate it in one pass
 # (`model_validate_json`), and check the API key inline: FastAPI's body and header parameter
-# machinery cost more than the model call (see docs/performance.md). The OpenAPI description
-# below keeps the documented contract identical.
-def _documented(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "parameters": [
-            {
-                "name": HEADER,
-                "in": "header",
-                "required": True,
-                "schema": {"type": "string"},
-                "description": "API key",
-            }
-        ],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": self_contained(model.model_json_schema())}},
-        },
-    }
-
-
-def self_contained(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with its `#/$defs/...` references replaced by what they name. Embedded in the
-    OpenAPI document, such a reference points at the document's root, where no `$defs` is:
-    clients and fuzzers could not resolve it."""
-    definitions = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(definitions[ref.removeprefix("#/$defs/")])
-            return {key: inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(item) for item in node]
-        return node
-
-    inlined: dict[str, Any] = inline(schema)
-    return inlined
+# machinery cost more than the model call (see docs/performance.md). `documented_body` keeps
+# the documented contract identical.
 
 
 async def _parse(request: Request, model: type[Body], *, batch: bool = False) -> Body:
@@ -118,7 +83,10 @@ def _check_batch_size_first(raw: bytes, plane: DataPlane) -> None:
 
 
 @scoring_router.post(
-    "/predict", response_model=PredictResponse, openapi_extra=_documented(PredictRequest)
+    "/predict",
+    response_model=PredictResponse,
+    responses=SCORING_ERRORS,
+    openapi_extra=documented_body(PredictRequest, PREDICT_SCHEME),
 )
 async def predict(request: Request) -> Response:
     body = await _parse(request, PredictRequest)
@@ -137,7 +105,10 @@ async def predict(request: Request) -> Response:
 
 
 @scoring_router.post(
-    "/predict/batch", response_model=BatchResponse, openapi_extra=_documented(BatchRequest)
+    "/predict/batch",
+    response_model=BatchResponse,
+    responses=SCORING_ERRORS,
+    openapi_extra=documented_body(BatchRequest, PREDICT_SCHEME),
 )
 async def predict_batch(request: Request) -> Response:
     body = await _parse(request, BatchRequest, batch=True)
@@ -158,12 +129,17 @@ async def predict_batch(request: Request) -> Response:
     )
 
 
-@router.get("/model", dependencies=[PredictKey])
+@router.get("/model", dependencies=[PredictKey], responses=error_responses(401, 403, 503))
 async def model(plane: DataPlaneDep) -> Response:
     return json_response(plane.model_card())
 
 
-@router.post("/reload", response_model=ReloadOutcome, dependencies=[AdminKey])
+@router.post(
+    "/reload",
+    response_model=ReloadOutcome,
+    dependencies=[AdminKey],
+    responses=error_responses(401, 403, 502, 503),
+)
 async def reload(request: Request, plane: DataPlaneDep) -> Response:
     try:
         outcome = await plane.reload()
@@ -198,7 +174,7 @@ async def live() -> Response:
     return json_response({"status": "live"})
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses=error_responses(503))
 async def ready(request: Request, plane: DataPlaneDep) -> Response:
     bundle = plane.serving()
     if bundle is None:

@@ -11,14 +11,83 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    JsonValue,
     Strict,
     Tag,
     create_model,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from ml.runtime.schema import FEATURE_NAMES
+
+# Real rows of the committed evaluation sample (the same as examples/one-array.json and
+# examples/should-flag.json; tests/service/test_openapi.py holds them equal).
+EXAMPLE_FEATURES: list[JsonValue] = [
+    0.0,
+    -1.3598071336738,
+    -0.0727811733098497,
+    2.53634673796914,
+    1.37815522427443,
+    -0.338320769942518,
+    0.462387777762292,
+    0.239598554061257,
+    0.0986979012610507,
+    0.363786969611213,
+    0.0907941719789316,
+    -0.551599533260813,
+    -0.617800855762348,
+    -0.991389847235408,
+    -0.311169353699879,
+    1.46817697209427,
+    -0.470400525259478,
+    0.207971241929242,
+    0.0257905801985591,
+    0.403992960255733,
+    0.251412098239705,
+    -0.018306777944153,
+    0.277837575558899,
+    -0.110473910188767,
+    0.0669280749146731,
+    0.128539358273528,
+    -0.189114843888824,
+    0.133558376740387,
+    -0.0210530534538215,
+    149.62,
+]
+EXAMPLE_TRANSACTION: dict[str, JsonValue] = {
+    "Time": 152058.0,
+    "V1": -3.57636177773708,
+    "V2": 3.29943622098785,
+    "V3": -7.46043319687438,
+    "V4": 7.78363417666419,
+    "V5": -0.398548657536885,
+    "V6": -1.96844144838725,
+    "V7": -3.11047619254795,
+    "V8": -0.328403695377149,
+    "V9": -1.57436284547485,
+    "V10": -2.49756054724841,
+    "V11": 4.60417047790948,
+    "V12": -9.0019148555682,
+    "V13": -1.27632400546329,
+    "V14": -13.9694706254616,
+    "V15": 1.25694535316357,
+    "V16": -4.49162922501012,
+    "V17": -5.96998693103967,
+    "V18": -1.27466622002178,
+    "V19": 1.14778361222539,
+    "V20": -0.181455201194929,
+    "V21": 0.540730752300116,
+    "V22": 0.719526342466937,
+    "V23": 0.379248749413946,
+    "V24": -0.616961860032022,
+    "V25": -0.44281081400968,
+    "V26": 0.359840688732324,
+    "V27": -2.65182487459349,
+    "V28": 0.422184391599186,
+    "Amount": 1.0,
+}
 
 FiniteNumber = Annotated[float, Strict(), AllowInfNan(False)]
 FeatureArray = Annotated[
@@ -57,13 +126,27 @@ Row = Annotated[
 
 
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [{"required": ["features"]}, {"required": ["transaction"]}],
+            "examples": [{"features": EXAMPLE_FEATURES}, {"transaction": EXAMPLE_TRANSACTION}],
+        },
+    )
 
     features: FeatureArray | None = None
     transaction: NamedTransaction | None = None
     threshold: Annotated[float, Strict(), Field(gt=0.0, lt=1.0)] | None = Field(
         default=None, description="Overrides the model's decision threshold for this request."
     )
+
+    @field_validator("features", "transaction", mode="before")
+    @classmethod
+    def _absent_not_null(cls, value: Any) -> Any:
+        # Absent means None; an explicit null is refused, as the documented schema says.
+        if value is None:
+            raise PydanticCustomError("not_null", "leave the field out rather than send null")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_form(self) -> PredictRequest:
@@ -78,7 +161,12 @@ class PredictRequest(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"transactions": [EXAMPLE_FEATURES, EXAMPLE_TRANSACTION]}],
+        },
+    )
 
     transactions: list[Row]
     threshold: Annotated[float, Strict(), Field(gt=0.0, lt=1.0)] | None = Field(
@@ -87,6 +175,20 @@ class BatchRequest(BaseModel):
 
 
 class PredictResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "0056c854575f43089cbfca739526d3be",
+                    "model_version": "20261121T101500Z-3f9c2a1b",
+                    "fraud_probability": 0.9987,
+                    "is_fraud": True,
+                    "threshold": 0.62,
+                }
+            ]
+        }
+    )
+
     request_id: str
     model_version: str
     fraud_probability: float
@@ -104,3 +206,49 @@ class BatchResponse(BaseModel):
     model_version: str
     threshold: float
     predictions: list[BatchPrediction]
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    problem: str
+    received: Any = Field(
+        default=None, description="What was sent there (a short text when JSON cannot say it)."
+    )
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable, machine-readable: invalid_input, unauthorized, ...")
+    message: str
+    details: list[ErrorDetail] | None = Field(
+        default=None, description="At most 25 problems; the message gives the total."
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every error the service answers, whatever its status."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "invalid_input",
+                        "message": "invalid request: features: expected exactly 30 numbers "
+                        "(Time, V1..V28, Amount), received 3",
+                        "details": [
+                            {
+                                "field": "features",
+                                "problem": "expected exactly 30 numbers (Time, V1..V28, "
+                                "Amount), received 3",
+                                "received": "list",
+                            }
+                        ],
+                    },
+                    "request_id": "0056c854575f43089cbfca739526d3be",
+                }
+            ]
+        }
+    )
+
+    error: ErrorInfo
+    request_id: str | None
