@@ -27,7 +27,45 @@ def build_parser() -> argparse.ArgumentParser:
     inspection.add_parsers(commands)
     jobs.add_parsers(commands)
     trust.add_parsers(commands)
+    _explain_each_command(commands)
     return parser
+
+
+# What each command's exit status means, at the foot of its --help.
+COMMON_EXITS = "0 done, 1 failed (the message says why), 2 bad usage or input"
+EXITS = {
+    "promote": f"{COMMON_EXITS}, 3 production kept (the candidate did not beat it)",
+    "retrain": f"{COMMON_EXITS}, 3 production kept (0 with --ok-if-kept)",
+    "serve": "as Gunicorn's once it runs; 2 bad settings (named) or a port in use",
+    "run-local": "as serve's; 1 or 2 if training or promotion failed first",
+}
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Adds an option's default to its help, unless there is none worth saying or the help
+    already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if not action.option_strings or default in (None, False, [], argparse.SUPPRESS):
+            return text
+        if "default" in text:
+            return text
+        return f"{text} (default: {default})"
+
+
+def _explain_each_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Every sub-command's --help opens with its purpose, shows each option's default, and
+    ends with what its exit status means."""
+    purposes = {action.dest: action.help for action in commands._choices_actions}
+    for name, sub in commands.choices.items():
+        sub.description = sub.description or purposes.get(name)
+        sub.formatter_class = _HelpWithDefaults
+        sub.epilog = f"exit status: {EXITS.get(name, COMMON_EXITS)}"
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _explain_each_command(action)  # `keys generate`
 
 
 def expected_errors() -> tuple[type[Exception], ...]:

@@ -11,8 +11,8 @@ from ml.cli.output import EXIT_ERROR, EXIT_OK, print_json, say, table
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     history = commands.add_parser("history", help="versions, which is live, promotion log")
-    history.add_argument("--store", required=True)
-    history.add_argument("--json", action="store_true")
+    history.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
+    history.add_argument("--json", action="store_true", help="print JSON, not a table")
     history.set_defaults(handler=cmd_history)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a bundle on labelled data")
@@ -20,9 +20,9 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     source.add_argument("--bundle", type=Path, help="a bundle directory")
     source.add_argument("--store", help="a store; production unless --version")
     evaluate.add_argument("--version", help="with --store: a version other than production")
-    evaluate.add_argument("--data", type=Path, required=True)
+    evaluate.add_argument("--data", type=Path, required=True, help="labelled CSV to evaluate on")
     add_gate(evaluate)
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--json", action="store_true", help="print JSON, not a summary")
     evaluate.set_defaults(handler=cmd_evaluate)
 
 

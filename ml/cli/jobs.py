@@ -65,13 +65,21 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     add_training(retrain)
     retrain.add_argument(
-        "--min-delta", type=float, default=float(env_default("FRAUD_MIN_DELTA", "0"))
+        "--min-delta",
+        type=float,
+        default=float(env_default("FRAUD_MIN_DELTA", "0")),
+        help="required F1 gain over production (FRAUD_MIN_DELTA)",
     )
     retrain.add_argument("--allow-overlap", action="store_true", help="see promote")
     add_prauc_gate(retrain)
     add_create_store(retrain)
     add_notify_option(retrain, extra_help="; also FRAUD_NOTIFY_URLS, comma-separated")
-    retrain.add_argument("--report-dir", type=Path, default=env_optional("FRAUD_REPORT_DIR", Path))
+    retrain.add_argument(
+        "--report-dir",
+        type=Path,
+        default=env_optional("FRAUD_REPORT_DIR", Path),
+        help="write the promotion report here (FRAUD_REPORT_DIR)",
+    )
     retrain.add_argument(
         "--ok-if-kept", action="store_true", help="exit 0 instead of 3 when production is kept"
     )
@@ -88,12 +96,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "run-local",
         help="train and promote into a local store if it has no production model, then serve",
     )
-    local.add_argument("--store", default=".local/store")
+    local.add_argument("--store", default=".local/store", help="the local store")
     local.add_argument("--data", type=Path, default=Path(TRAIN_DATA), help="training CSV")
     local.add_argument(
         "--eval-data", type=Path, default=Path(EVAL_DATA), help="evaluation CSV for promotion"
     )
-    local.add_argument("--work-dir", type=Path, default=Path(".local/work"))
+    local.add_argument(
+        "--work-dir", type=Path, default=Path(".local/work"), help="candidate bundles go here"
+    )
     local.add_argument(
         "--keys-dir",
         type=Path,

@@ -27,8 +27,13 @@ def add_prevalence(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", choices=MODEL_NAMES, default=DEFAULT_MODEL)
-    parser.add_argument("--seed", type=int, default=int(env_default("FRAUD_SEED", "0")))
+    parser.add_argument("--model", choices=MODEL_NAMES, default=DEFAULT_MODEL, help="model family")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=int(env_default("FRAUD_SEED", "0")),
+        help="random seed (FRAUD_SEED)",
+    )
     add_prevalence(parser)
     parser.add_argument(
         "--objective",

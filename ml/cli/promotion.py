@@ -42,7 +42,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     promote.set_defaults(handler=cmd_promote)
 
     rollback = commands.add_parser("rollback", help="point production at an older version")
-    rollback.add_argument("--store", required=True)
+    rollback.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
     rollback.add_argument("--to", metavar="VERSION", help="default: the previous production")
     add_notify_option(rollback, verb="rollback")
     rollback.set_defaults(handler=cmd_rollback)

@@ -27,8 +27,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     split.add_argument("--data", type=Path, required=True, help="the labelled CSV to split")
     split.add_argument("--train-out", type=Path, required=True, help="training file (.gz)")
     split.add_argument("--eval-out", type=Path, required=True, help="evaluation file (.gz)")
-    split.add_argument("--eval-fraction", type=float, default=0.25)
-    split.add_argument("--seed", type=int, default=20261121)
+    split.add_argument("--eval-fraction", type=float, default=0.25, help="share of rows held out")
+    split.add_argument("--seed", type=int, default=20261121, help="random seed")
     split.set_defaults(handler=cmd_split_data)
 
 

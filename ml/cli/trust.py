@@ -21,15 +21,15 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     sign = commands.add_parser(
         "sign", help="sign a version in a store with the current key (FRAUD_SIGNING_KEY_FILE)"
     )
-    sign.add_argument("--store", required=True)
-    sign.add_argument("--version", required=True)
+    sign.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
+    sign.add_argument("--version", required=True, help="the version to sign")
     sign.set_defaults(handler=cmd_sign)
 
     migrate = commands.add_parser(
         "migrate",
         help="convert bundles made before signed, pickle-free bundles and sign every version",
     )
-    migrate.add_argument("--store", required=True)
+    migrate.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
     migrate.set_defaults(handler=cmd_migrate)
 
 

@@ -145,6 +145,33 @@ def test_version_and_a_closed_pipe(tmp_path: Path) -> None:
     history.stderr.close()
 
 
+def every_command(parser: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    found = []
+    for action in parser._actions:
+        if hasattr(action, "_choices_actions"):
+            for name, sub in action.choices.items():
+                found.append((f"{prefix}{name}", sub))
+                found += every_command(sub, f"{prefix}{name} ")
+    return found
+
+
+def test_every_commands_help_says_its_purpose_defaults_and_exit_codes() -> None:
+    from ml.cli import build_parser
+
+    commands = every_command(build_parser())
+    assert len(commands) >= 13
+    for name, parser in commands:
+        text = parser.format_help()
+        assert parser.description, f"fraudctl {name}: no one-line purpose"
+        assert "exit status: 0 done" in text, name
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"fraudctl {name} {action.option_strings[0]}: no help"
+    promote = dict(commands)["promote"].format_help()
+    assert "3 production kept" in promote
+    assert "(default: 0.0)" in promote  # --min-delta's default, said by the formatter
+
+
 def test_notify_takes_the_services_admin_keys_variable_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
