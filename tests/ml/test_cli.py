@@ -167,7 +167,7 @@ def test_every_commands_help_says_its_purpose_defaults_and_exit_codes() -> None:
         for action in parser._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, f"fraudctl {name} {action.option_strings[0]}: no help"
-    promote = dict(commands)["promote"].format_help()
+    promote = " ".join(dict(commands)["promote"].format_help().split())
     assert "3 production kept" in promote
     assert "(default: 0.0)" in promote  # --min-delta's default, said by the formatter
 
