@@ -48,7 +48,10 @@ class _HelpWithDefaults(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if not action.option_strings or default in (None, False, [], argparse.SUPPRESS):
+        nothing_to_say = (
+            default is None or default is False or default == [] or default is argparse.SUPPRESS
+        )
+        if not action.option_strings or nothing_to_say:  # (0.0 == False: hence `is`)
             return text
         if "default" in text:
             return text
