@@ -27,9 +27,21 @@ $(STAMP): requirements/dev.lock pyproject.toml
 
 ## run: train on the committed training rows if no production model exists, promote it into a
 ## local store (judged on the committed evaluation rows), and serve it on 127.0.0.1:8000.
-run: install
-	$(BIN)/fraudctl run-local --store "$(RUN_STORE)" --data "$(RUN_DATA)" --eval-data "$(RUN_EVAL)" \
-		--work-dir "$(RUN_WORK)" $(if $(PORT),--port $(PORT))
+## Its environment holds what training and serving need (requirements/train.lock: 54 packages,
+## no test tools), so a first run installs in ~35 s rather than the dev lock's two minutes.
+RUN_VENV := .venv-run
+$(RUN_VENV)/.installed: requirements/train.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@echo "make run: installing the serving and training packages (requirements/train.lock) into $(RUN_VENV)/ ..."
+	@rm -rf $(RUN_VENV)
+	@$(PYTHON) -m venv $(RUN_VENV)
+	@set -o pipefail; $(RUN_VENV)/bin/python -m pip install --require-hashes --no-deps --disable-pip-version-check \
+		-r requirements/train.lock | grep --line-buffered -E '^(Collecting|Installing|Successfully)' | cut -c1-100
+	@touch $@
+
+run: $(RUN_VENV)/.installed
+	@PYTHONPATH="$(CURDIR)" $(RUN_VENV)/bin/python -m ml.cli run-local --store "$(RUN_STORE)" \
+		--data "$(RUN_DATA)" --eval-data "$(RUN_EVAL)" --work-dir "$(RUN_WORK)" $(if $(PORT),--port $(PORT))
 
 ## test: lint, format check, import contracts (.importlinter), type checks, deployment-file checks and the whole pytest suite.
 test: lint typecheck pytest
@@ -72,4 +84,4 @@ lock:
 	uv pip compile pyproject.toml --extra train --extra dev --universal --python-version 3.11 --generate-hashes -o requirements/dev.lock
 
 clean:
-	rm -rf $(VENV) .venv-serve .local .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-serve $(RUN_VENV) .local .mypy_cache .ruff_cache .pytest_cache

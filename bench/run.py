@@ -41,6 +41,7 @@ import boto3
 import numpy as np
 
 from bench.loadgen import LoadResult, run_load, wrk_available
+from examples.client import FraudClient
 from ml.data import load_dataset
 from ml.runtime.s3_store import S3Store
 from ml.signing import generate_keys
@@ -138,6 +139,18 @@ def reload_cycles(
                 "workers": f"{body.get('workers_confirmed')}/{body.get('workers_total')}",
             }
         )
+
+
+def client_scoring(port: int, rows: list[list[float]]) -> float:
+    """Rows/s through the typed client (examples/client.py), one caller: what a user's script
+    sees, JSON encoding and the batching included."""
+    with FraudClient(f"http://127.0.0.1:{port}", API_KEY) as client:
+        client.score(rows[:1000])  # warm-up
+        started = time.perf_counter()
+        predictions = client.score(rows)
+        took = time.perf_counter() - started
+    assert len(predictions) == len(rows)
+    return len(rows) / took
 
 
 def table_row(name: str, runs: list[LoadResult]) -> dict[str, Any]:
@@ -243,6 +256,7 @@ def main() -> None:
             floor = None
 
             batch = run_load(server.port, "/predict/batch", batch_body, API_KEY, 2, args.seconds)
+            client_rows_per_s = client_scoring(server.port, data.X.tolist())
             assert server.proc is not None
             rss = worker_rss_mb(server.proc.pid)
 
@@ -293,6 +307,7 @@ def main() -> None:
         "ratio_ours_to_floor_c1": median_ratio(ours[1], floor_runs[1]),
         "ratios_by_round_c32": ratios(ours[32], floor_runs[32]),
         "batch_rows_per_s": round(batch.rps * 1000),
+        "client_score_rows_per_s": round(client_rows_per_s),
         "reload": {
             "cycles": len(cycles),
             "non_2xx": during.non_2xx,
@@ -336,6 +351,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{results['ratio_ours_to_floor_c32']} "
         f"({', '.join(str(x) for x in results['ratios_by_round_c32'])}) |",
         f"| batch of 1000 rows | {results['batch_rows_per_s']:,} rows/s |",
+        f"| client.score, 1 caller | {results['client_score_rows_per_s']:,} rows/s |",
         f"| during {reload['cycles']} promote + reload cycles: non-2xx | {reload['non_2xx']} |",
         f"| p99 during reloads / steady p99 | {reload['p99_ratio']} "
         f"({reload['p99_ms']} / {reload['steady_p99_ms']} ms) |",

@@ -3,7 +3,6 @@ and Swagger's Authorize button rely on. tests/service/test_contract.py fuzzes it
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from ml.runtime.schema import FEATURE_NAMES
 from service.app import create_app
 from service.schemas import EXAMPLE_FEATURES, EXAMPLE_TRANSACTION, ErrorBody
 from tests.support.app import ADMIN, AUTH, make_settings
+from tests.support.sample import committed_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 ROW = [0.5] * 30
@@ -131,18 +131,6 @@ def test_every_documented_request_example_is_answered_200(client: TestClient) ->
         for example in examples:
             response = client.post(path, json=example, headers=AUTH)
             assert response.status_code == 200, (path, response.text)
-
-
-def committed_rows() -> np.ndarray:
-    rows = []
-    for name in ("creditcard_train.csv.gz", "creditcard_eval.csv.gz"):
-        with gzip.open(ROOT / "data" / name, "rt") as f:
-            header = f.readline().strip().replace('"', "").split(",")
-            columns = [header.index(feature) for feature in FEATURE_NAMES]
-            for line in f:
-                values = line.strip().replace('"', "").split(",")
-                rows.append([float(values[i]) for i in columns])
-    return np.asarray(rows)
 
 
 def test_the_schema_examples_are_real_rows_of_the_committed_sample() -> None:

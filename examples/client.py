@@ -1,0 +1,182 @@
+"""A small typed client for the fraud-scoring API.
+
+    from examples.client import FraudClient
+
+    with FraudClient("http://127.0.0.1:8000", api_key="...") as client:
+        print(client.predict({"Time": 0.0, "V1": -1.36, ..., "Amount": 149.62}))
+        for prediction in client.score(rows):  # any number of rows, sent in batches
+            ...
+
+Rows are a sequence of 30 numbers (Time, V1..V28, Amount) or a mapping of those names.
+A 503 (no model loaded yet, store unreachable) and a connection that fails before any answer
+are retried with exponential backoff; every other error raises `FraudAPIError` carrying the
+service's error code, message and per-field details.
+
+Needs `httpx2` (pip install httpx2): the maintained successor of httpx, the client Starlette's
+own test client uses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx2 as httpx
+
+Row = Sequence[float] | Mapping[str, float]
+
+RETRIED_STATUS = 503
+DEFAULT_BATCH_ROWS = 1000  # the service's default FRAUD_MAX_BATCH_ROWS
+
+
+@dataclass(frozen=True)
+class Prediction:
+    fraud_probability: float
+    is_fraud: bool
+    threshold: float
+    model_version: str
+
+
+class FraudAPIError(Exception):
+    """An error answer of the service, in its one error shape."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        self.status = status
+        self.code: str = error.get("code", "unknown")
+        self.message: str = error.get("message", str(body))
+        self.details: list[dict[str, Any]] = error.get("details", [])
+        self.request_id: str | None = body.get("request_id") if isinstance(body, dict) else None
+        super().__init__(f"{status} {self.code}: {self.message}")
+
+
+class FraudClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 5.0,
+        attempts: int = 4,
+        backoff_s: float = 0.2,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError(f"attempts must be at least 1, got {attempts}")
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+        self._http = httpx.Client(
+            base_url=base_url, headers={"X-API-Key": api_key}, timeout=timeout_s
+        )
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.batch_rows = batch_rows
+
+    def predict(self, row: Row, threshold: float | None = None) -> Prediction:
+        body: dict[str, Any] = _one_row(row)
+        if threshold is not None:
+            body["threshold"] = threshold
+        answer = self._post("/predict", body)
+        return Prediction(
+            answer["fraud_probability"],
+            answer["is_fraud"],
+            answer["threshold"],
+            answer["model_version"],
+        )
+
+    def score(self, rows: Sequence[Row], threshold: float | None = None) -> list[Prediction]:
+        """Every row's prediction, in order, sent `batch_rows` at a time."""
+        predictions: list[Prediction] = []
+        for start in range(0, len(rows), self.batch_rows):
+            chunk = rows[start : start + self.batch_rows]
+            body: dict[str, Any] = {"transactions": [_plain(row) for row in chunk]}
+            if threshold is not None:
+                body["threshold"] = threshold
+            answer = self._post("/predict/batch", body)
+            predictions += [
+                Prediction(
+                    p["fraud_probability"],
+                    p["is_fraud"],
+                    answer["threshold"],
+                    answer["model_version"],
+                )
+                for p in answer["predictions"]
+            ]
+        return predictions
+
+    def model(self) -> dict[str, Any]:
+        """The live model card: version, metrics at production prevalence, threshold."""
+        return self._send("GET", "/model", None)
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._send("POST", path, body)
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        for attempt in range(1, self.attempts + 1):
+            last = attempt == self.attempts
+            try:
+                response = self._http.request(method, path, json=body)
+            except httpx.TransportError:
+                if last:
+                    raise
+                self._wait(attempt, None)
+                continue
+            if response.status_code == RETRIED_STATUS and not last:
+                self._wait(attempt, response.headers.get("retry-after"))
+                continue
+            if response.is_error:
+                raise FraudAPIError(response.status_code, _json_or_text(response))
+            answer: dict[str, Any] = response.json()
+            return answer
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _wait(self, attempt: int, retry_after: str | None) -> None:
+        delay = self.backoff_s * 2 ** (attempt - 1)
+        if retry_after is not None and retry_after.isdigit():
+            delay = max(delay, float(retry_after))
+        time.sleep(delay)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> FraudClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _plain(row: Row) -> list[float] | dict[str, float]:
+    return dict(row) if isinstance(row, Mapping) else list(row)
+
+
+def _one_row(row: Row) -> dict[str, Any]:
+    plain = _plain(row)
+    return {"transaction": plain} if isinstance(plain, dict) else {"features": plain}
+
+
+def _json_or_text(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def read_rows(path: str) -> Iterator[Row]:
+    """The rows of an examples/ request body: one row, or a batch."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        body = json.load(f)
+    if "transactions" in body:
+        yield from body["transactions"]
+    else:
+        yield body.get("features") or body["transaction"]
