@@ -108,6 +108,7 @@ def create_app(
         RequestMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
+        routes=app.routes,
     )
     return app
 

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from service.logging import gunicorn_json_logconfig
 from service.settings import SettingsError, load_settings
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -43,6 +44,8 @@ keepalive = 75  # longer than the load balancer's idle timeout (60 s), so it clo
 accesslog = None  # one structured line per request comes from the app itself
 errorlog = "-"
 loglevel = settings.log_level
+if settings.log_format == "json":  # Gunicorn's and Uvicorn's own lines as JSON too
+    logconfig_dict = gunicorn_json_logconfig(settings.log_level)
 proc_name = "fraud-api"
 control_socket_disable = True  # unused, and it would need a writable $HOME
 

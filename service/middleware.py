@@ -12,10 +12,12 @@ import itertools
 import re
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.context import request_state
@@ -32,14 +34,27 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 CLIENT_CLOSED_REQUEST = 499
 QUIET_PATHS = frozenset({"/health/live", "/health/ready"})
+# Every error body starts with its code (service/errors.py `error_body`): read it from there, so
+# the access line names it whoever answered (a route, a handler, Starlette's 404/405, a guard).
+_ERROR_CODE = re.compile(rb'^\{"error":\{"code":"([A-Za-z0-9_]{1,64})"')
 access_log = get_logger("service.access")
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        routes: Sequence[BaseRoute] = (),
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        # The app's routes (the same list object, so routes added later count): a request
+        # refused before routing (413, 415) is still logged under the route it was sent to.
+        self.routes = routes
         # Request ids: a random per-process prefix and a counter. Unique across workers and
         # tasks for correlating logs, and a fraction of uuid4's cost (2.6 % of a worker's CPU).
         self._id_prefix = uuid.uuid4().hex[:16]
@@ -70,6 +85,9 @@ class RequestMiddleware:
                     *message.get("headers", []),
                     (REQUEST_ID_HEADER, request_id.encode()),
                 ]
+            elif status >= 400 and "error_code" not in state:
+                found = _ERROR_CODE.match(message.get("body", b""))
+                state["error_code"] = found.group(1).decode() if found else None
             await send(message)
 
         try:
@@ -82,6 +100,7 @@ class RequestMiddleware:
             # The client left before sending the body it announced: nobody to answer, and
             # not our failure. Recorded as 499 (the convention for "client closed request").
             status = CLIENT_CLOSED_REQUEST
+            state["error_code"] = "client_closed_request"
         except Exception:  # noqa: BLE001 - last resort: logged with traceback, answered 500
             access_log.exception("unhandled_error", request_id=request_id, path=scope["path"])
             if not response_started:
@@ -144,16 +163,39 @@ class RequestMiddleware:
         request_id: str,
     ) -> None:
         elapsed = time.perf_counter() - started
-        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        route = getattr(scope.get("route"), "path", None) or self._route_template(scope)
         self.metrics.observe_request(route, scope["method"], str(status), elapsed)
         if scope["path"] in QUIET_PATHS:
             return
+        client = scope.get("client")
         access_log.info(
             "request",
             request_id=request_id,
             method=scope["method"],
             route=route,
             status=status,
+            error_code=state.get("error_code"),
             latency_ms=round(elapsed * 1000.0, 3),
+            client=client[0] if client else None,
             model_version=state.get("model_version"),
         )
+
+    def _route_template(self, scope: Scope) -> str:
+        """The template of the route a request was sent to, when routing did not run (refused
+        first) or matched a mount (/docs/static). Only such requests pay for the lookup."""
+        for route in _leaf_routes(self.routes):
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                return str(getattr(route, "path", "unmatched"))
+        return "unmatched"
+
+
+def _leaf_routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    """Routes with a path template. FastAPI (0.165) keeps an included router as one entry whose
+    routes sit in `original_router`; ours have no prefix, so their paths are the full ones."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _leaf_routes(included.routes)
+        else:
+            yield route

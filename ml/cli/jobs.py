@@ -246,7 +246,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"(make run), --port {port + 1}, or FRAUD_BIND={host}:{port + 1}"
         )
         return EXIT_USAGE
-    say(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    url = f"http://{host}:{port}"
+    if os.environ.get("FRAUD_LOG_FORMAT", "json") == "json":  # the service's default
+        say(json.dumps({"event": "serving", "url": url, "docs": f"{url}/docs"}))  # one stream
+    else:
+        say(f"serving on {url} (docs: {url}/docs)")
     argv = [sys.executable, "-m", "service", "--host", host, "--port", str(port)]
     if args.workers is not None:
         argv += ["--workers", str(args.workers)]

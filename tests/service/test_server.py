@@ -272,6 +272,47 @@ def test_sigterm_finishes_in_flight_requests_then_exits(service: ServiceProcess)
         socket.create_connection(("127.0.0.1", service.port), timeout=2)
 
 
+def test_json_logs_are_one_stream_and_access_lines_say_who_what_and_why(
+    service: ServiceProcess,
+) -> None:
+    """FRAUD_LOG_FORMAT=json (the default): Gunicorn's and Uvicorn's own lines are JSON too,
+    and an access line names the route template, status, error code, client and latency, also
+    for a request refused before routing and for the docs."""
+    oversized = json.dumps({"transactions": [[0.5] * 30] * 1001}).encode()
+    assert once(service.port, "POST", "/predict/batch", oversized, AUTH)[0] == 413
+    wrong_type = {**AUTH, "content-type": "text/plain"}
+    assert once(service.port, "POST", "/predict", b"x=1", wrong_type)[0] == 415
+    assert once(service.port, "GET", "/docs")[0] == 200
+    assert once(service.port, "POST", "/predict", PREDICT_BODY, {})[0] == 401
+    service.terminate()  # flushes every worker's buffered lines
+    assert service.proc is not None
+    assert service.proc.wait(timeout=25) == 0
+    lines = [line for line in service.log().splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        records.append(json.loads(line))  # every line, Gunicorn's and Uvicorn's included
+    events = {r["event"] for r in records}
+    assert any(e.startswith("Starting gunicorn") for e in events)
+    assert any(e.startswith("Booting worker") for e in events)
+    assert "Application startup complete." in events
+    assert all(
+        "pid" in r for r in records if r.get("logger", "").startswith(("gunicorn", "uvicorn"))
+    )
+    access = [r for r in records if r["event"] == "request"]
+    by_status = {r["status"]: r for r in access}
+    assert by_status[413]["route"] == "/predict/batch"
+    assert by_status[413]["error_code"] == "payload_too_large"
+    assert by_status[415]["route"] == "/predict"
+    assert by_status[415]["error_code"] == "unsupported_media_type"
+    assert by_status[401]["error_code"] == "unauthorized"
+    assert by_status[200]["route"] == "/docs"
+    assert by_status[200]["error_code"] is None
+    for record in access:
+        assert record["client"] == "127.0.0.1"
+        assert record["latency_ms"] >= 0
+        assert record["route"] != "unmatched"
+
+
 KEEP_ALIVE_CLIENTS = 16
 
 
