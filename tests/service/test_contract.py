@@ -77,8 +77,10 @@ def test_the_served_contract_holds_under_schemathesis(
         "10",
         # No --max-time: with one, fuzzing draws cases until the budget is spent (17k in 240 s);
         # without, --max-examples bounds each operation.
+        # One worker: with two, hypothesis's threads sometimes hit CPython 3.11's
+        # "AST constructor recursion depth mismatch" in ast.parse (1 run in 8 here).
         "--workers",
-        "2",
+        "1",
         "--report",
         "junit",
         "--report-dir",
