@@ -14,7 +14,7 @@ RUN_WORK ?= .local/work
 # make run PORT=8001 (else FRAUD_BIND, else 127.0.0.1:8000)
 PORT ?=
 
-.PHONY: install run test lint typecheck pytest bench bench-quality bench-train lock clean
+.PHONY: install run test lint typecheck pytest bench bench-quality bench-train images-offline lock clean
 
 install: $(STAMP)
 
@@ -76,6 +76,15 @@ bench-quality: install
 ## bench-train: training time and peak memory at the full dataset's size (284,807 rows).
 bench-train: install
 	$(BIN)/python -m bench.train_scale
+
+## images-offline: what `docker compose -f docker-compose.yml -f docker-compose.offline.yml`
+## needs where no container registry can be reached: a Python base made from Debian's packages
+## (root, mmdebstrap) and an S3-compatible stand-in for MinIO, built from the package index.
+OFFLINE_BASE ?= fraud-python:3.11-bookworm
+images-offline:
+	infra/local/build-base-image.sh $(OFFLINE_BASE)
+	DOCKER_BUILDKIT=0 docker build --quiet --build-arg PYTHON_IMAGE=$(OFFLINE_BASE) \
+		-t fraud-s3-standin:local infra/local/s3-standin
 
 ## lock: regenerate the hash-pinned lock files from pyproject.toml (needs uv).
 lock:

@@ -111,6 +111,22 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    @field_validator("api_keys", "admin_api_keys", mode="after")
+    @classmethod
+    def _refuse_placeholders(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        # As the full-stack template refuses its `changethis`: a copied .env.example must not
+        # become a running service whose keys are public.
+        for key in keys:
+            if any(marker in key.get_secret_value().lower() for marker in PLACEHOLDER_MARKERS):
+                raise ValueError(
+                    "a placeholder from .env.example (it contains 'change-me'): set a key of "
+                    "your own"
+                )
+        return keys
+
+
+PLACEHOLDER_MARKERS = ("change-me", "changethis")
+
 
 class SettingsError(Exception):
     """Start-up settings that are missing or invalid, each named by its variable."""
@@ -124,5 +140,5 @@ def load_settings() -> Settings:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "*"
             variable = name if name.isupper() else "FRAUD_" + name.upper()  # aliases are upper
-            problems.append(f"{variable}: {error['msg']}")
+            problems.append(f"{variable}: {error['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid service settings: " + "; ".join(problems)) from None

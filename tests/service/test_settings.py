@@ -78,3 +78,19 @@ def test_a_runtime_folder_made_by_gunicorn_is_removed_at_exit(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_placeholder_keys_of_env_example_are_refused(tmp_path: Path) -> None:
+    example = dict(
+        line.split("=", 1)
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line.startswith("FRAUD_") and "=" in line
+    )
+    result = gunicorn_config(
+        tmp_path,
+        FRAUD_API_KEYS=example["FRAUD_API_KEYS"],
+        FRAUD_ADMIN_API_KEYS=f"my-own-admin-key,{example['FRAUD_ADMIN_API_KEYS']}",
+    )
+    assert result.returncode == 2
+    assert "FRAUD_API_KEYS: a placeholder from .env.example" in result.stderr
+    assert "FRAUD_ADMIN_API_KEYS: a placeholder" in result.stderr
