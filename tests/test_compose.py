@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,7 +41,8 @@ STORE_URI = "s3://fraud-models/fraud"  # docker-compose.yml's default bucket and
 class Steps:
     """Runs and times each step; prints what it did as it goes."""
 
-    def __init__(self) -> None:
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
         self.timings: list[tuple[str, float]] = []
         self.started = time.monotonic()
 
@@ -61,15 +62,7 @@ class Steps:
     def done(self, name: str, began: float) -> None:
         took = time.monotonic() - began
         self.timings.append((name, took))
-        say(f"  [{time.monotonic() - self.started:6.1f}s] {name} ({took:.1f}s)")
-
-
-def say(line: str) -> None:
-    """To the terminal even under pytest's capture: the walkthrough reports as it goes."""
-    terminal = sys.__stdout__
-    if terminal is not None:
-        terminal.write(line + "\n")
-        terminal.flush()
+        self.say(f"  [{time.monotonic() - self.started:6.1f}s] {name} ({took:.1f}s)")
 
 
 def docker_answers() -> bool:
@@ -135,8 +128,14 @@ def compose_binary() -> str:
     return found
 
 
-def test_the_compose_walkthrough(engine: None, tmp_path: Path) -> None:
-    steps = Steps()
+def test_the_compose_walkthrough(
+    engine: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def say(line: str) -> None:
+        with capsys.disabled():  # to the terminal as it happens, past pytest's capture
+            print(line, flush=True)
+
+    steps = Steps(say)
     offline = not registry_reachable()
     steps.done(
         f"registry {'unreachable: offline images' if offline else 'reachable'}", steps.started
@@ -185,7 +184,7 @@ def test_the_compose_walkthrough(engine: None, tmp_path: Path) -> None:
         )
         steps.done("down -v", began)
     total = time.monotonic() - steps.started
-    say(f"  walkthrough: {total:.0f}s in all")
+    steps.say(f"  walkthrough: {total:.0f}s in all")
     assert total < WALKTHROUGH_BUDGET_S
 
 
@@ -272,7 +271,7 @@ def walk(steps: Steps, compose: list[str], env: dict[str, str], api_port: int) -
             text=True,
             check=True,
         ).stdout.strip()
-        say(f"  image {image}: {int(size) / 1e6:.0f} MB")
+        steps.say(f"  image {image}: {int(size) / 1e6:.0f} MB")
     steps.done("image sizes", began)
 
     steps.run("stop (SIGTERM: the API drains)", [*compose, "stop", "api"], env=env, timeout=120)
