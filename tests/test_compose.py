@@ -74,13 +74,13 @@ def docker_answers() -> bool:
 
 
 def apt_install(*packages: str) -> None:
-    subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", *packages],
-        check=True,
-        capture_output=True,
-        timeout=600,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
+    """Debian's packages, refreshing the package lists once if they are missing or stale."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+    if subprocess.run(install, capture_output=True, timeout=600, env=env).returncode == 0:
+        return
+    subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=300, env=env)
+    subprocess.run(install, check=True, capture_output=True, timeout=600, env=env)
 
 
 @pytest.fixture(scope="module")
