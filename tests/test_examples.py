@@ -16,25 +16,14 @@ import pytest
 from examples.client import FraudAPIError, FraudClient, read_rows
 from ml.runtime.s3_store import S3Store
 from ml.runtime.schema import FEATURE_NAMES
-from tests.support.app import ADMIN_KEY, API_KEY
+from tests.support.app import API_KEY
 from tests.support.bundles import promote_files
 from tests.support.sample import committed_rows
-from tests.support.server import ServiceProcess, once
+from tests.support.server import ServiceProcess, once, server_env, serving
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 BODIES = sorted(EXAMPLES.glob("*.json"))
-
-
-def serve(tmp_path: Path, store: S3Store, **extra: str) -> ServiceProcess:
-    env = {
-        "FRAUD_STORE_URI": store.uri,
-        "FRAUD_API_KEYS": API_KEY,
-        "FRAUD_ADMIN_API_KEYS": ADMIN_KEY,
-        "FRAUD_MODEL_POLL_INTERVAL_S": "0",
-        **extra,
-    }
-    return ServiceProcess(tmp_path, env).start()
 
 
 @pytest.fixture
@@ -42,12 +31,8 @@ def service(
     tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes]
 ) -> Iterator[ServiceProcess]:
     promote_files(s3_store, bundle_files)
-    server = serve(tmp_path, s3_store)
-    try:
-        server.wait_ready()
+    with serving(tmp_path, server_env(s3_store)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def as_array(row: object) -> list[float]:
@@ -116,13 +101,13 @@ def test_the_client_raises_the_services_error_with_its_details(service: ServiceP
 def test_the_client_retries_a_503_until_a_model_is_served(
     tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes]
 ) -> None:
-    server = serve(
-        tmp_path,
+    env = server_env(
         s3_store,
         FRAUD_STARTUP_LOAD_WAIT_S="0",
         FRAUD_STARTUP_RETRY_INITIAL_S="0.1",
         FRAUD_STARTUP_RETRY_MAX_S="0.2",
     )
+    server = ServiceProcess(tmp_path, env).start()
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -203,21 +203,11 @@ def test_promote_notifies_a_running_service(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.support.app import ADMIN_KEY, API_KEY, AUTH
-    from tests.support.server import PREDICT_BODY, ServiceProcess, once
+    from tests.support.app import ADMIN_KEY, AUTH
+    from tests.support.server import PREDICT_BODY, once, server_env, serving
 
     promote(s3_store, bundle_dir(tmp_path, weak_files, "weak"))
-    server = ServiceProcess(
-        tmp_path,
-        {
-            "FRAUD_STORE_URI": f"s3://{s3_store.bucket}/fraud",
-            "FRAUD_API_KEYS": API_KEY,
-            "FRAUD_ADMIN_API_KEYS": ADMIN_KEY,
-            "FRAUD_MODEL_POLL_INTERVAL_S": "0",
-        },
-    ).start()
-    try:
-        server.wait_ready()
+    with serving(tmp_path, server_env(s3_store)) as server:
         monkeypatch.setenv("FRAUD_ADMIN_API_KEY", ADMIN_KEY)
         capsys.readouterr()
         url = f"http://127.0.0.1:{server.port}"
@@ -235,8 +225,6 @@ def test_promote_notifies_a_running_service(
             for _ in range(20)
         }
         assert seen == {strong}
-    finally:
-        server.stop()
 
 
 def test_evaluation_rows_a_model_trained_on_are_refused_unless_allowed(

@@ -16,7 +16,7 @@ import pytest
 from ml.runtime.s3_store import S3Store
 from tests.support.app import ADMIN_KEY, API_KEY
 from tests.support.bundles import promote_files
-from tests.support.server import ServiceProcess
+from tests.support.server import ServiceProcess, server_env, serving
 
 pytestmark = pytest.mark.slow
 
@@ -29,18 +29,8 @@ def service(
     tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes]
 ) -> Iterator[ServiceProcess]:
     promote_files(s3_store, bundle_files)
-    env = {
-        "FRAUD_STORE_URI": s3_store.uri,
-        "FRAUD_API_KEYS": API_KEY,
-        "FRAUD_ADMIN_API_KEYS": ADMIN_KEY,
-        "FRAUD_MODEL_POLL_INTERVAL_S": "0",
-    }
-    server = ServiceProcess(tmp_path, env).start()
-    try:
-        server.wait_ready()
+    with serving(tmp_path, server_env(s3_store)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def schemathesis() -> str:

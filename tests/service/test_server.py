@@ -21,22 +21,19 @@ from ml.runtime.layout import MANIFEST_FILE
 from ml.runtime.s3_store import S3Store
 from ml.runtime.store import Pointer, utc_now
 from ml.train import train_bundle
-from tests.support.app import ADMIN, ADMIN_KEY, API_KEY, AUTH
+from tests.support.app import ADMIN, API_KEY, AUTH
 from tests.support.bundles import promote_files
-from tests.support.server import PREDICT_BODY, Http, ServiceProcess, once
+from tests.support.server import (
+    PREDICT_BODY,
+    Http,
+    ServiceProcess,
+    once,
+    server_env,
+    serving,
+)
 
 pytestmark = pytest.mark.slow
 LOAD_SECONDS = float(os.environ.get("FRAUD_TEST_LOAD_SECONDS", "20"))
-
-
-def server_env(store: S3Store, **extra: str) -> dict[str, str]:
-    return {
-        "FRAUD_STORE_URI": store.uri,
-        "FRAUD_API_KEYS": API_KEY,
-        "FRAUD_ADMIN_API_KEYS": ADMIN_KEY,
-        "FRAUD_MODEL_POLL_INTERVAL_S": "0",
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +46,8 @@ def service(
     tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes]
 ) -> Iterator[ServiceProcess]:
     promote_files(s3_store, bundle_files)
-    server = ServiceProcess(tmp_path, server_env(s3_store)).start()
-    try:
-        server.wait_ready()
+    with serving(tmp_path, server_env(s3_store)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def versions_seen(port: int, n: int) -> Counter[str]:

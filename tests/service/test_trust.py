@@ -20,10 +20,10 @@ from ml.runtime.store import Pointer, fetch_signatures, publish_version, utc_now
 from ml.signing import generate_keys, sign_version, signing_key_from_env
 from ml.train import train_bundle
 from tests.ml.test_bundle import MALFORMED_MODEL, MALFORMED_REASONS, with_file
-from tests.service.test_server import server_env, versions_seen
+from tests.service.test_server import versions_seen
 from tests.support.app import ADMIN
 from tests.support.bundles import promote_files
-from tests.support.server import ServiceProcess, once
+from tests.support.server import ServiceProcess, once, server_env, serving
 
 pytestmark = pytest.mark.slow
 
@@ -57,12 +57,8 @@ def service(
 ) -> Iterator[ServiceProcess]:
     promote_files(s3_store, bundle_files)
     # Every import any server process makes goes to its log: the proof of what is loaded.
-    server = ServiceProcess(tmp_path, server_env(s3_store, PYTHONPROFILEIMPORTTIME="1")).start()
-    try:
-        server.wait_ready()
+    with serving(tmp_path, server_env(s3_store, PYTHONPROFILEIMPORTTIME="1")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_a_pickle_that_runs_code_has_no_effect(

@@ -10,9 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ml.runtime.store import ArtifactStore
+from tests.support.app import ADMIN_KEY, API_KEY
 from tests.support.processes import free_port, stop_process
 
 PREDICT_BODY = json.dumps({"features": [0.5] * 30}).encode()
@@ -170,3 +174,25 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def server_env(store: ArtifactStore, **extra: str) -> dict[str, str]:
+    """What a test server needs: the store, the test keys, no polling (tests reload)."""
+    return {
+        "FRAUD_STORE_URI": store.uri,
+        "FRAUD_API_KEYS": API_KEY,
+        "FRAUD_ADMIN_API_KEYS": ADMIN_KEY,
+        "FRAUD_MODEL_POLL_INTERVAL_S": "0",
+        **extra,
+    }
+
+
+@contextmanager
+def serving(tmp: Path, env: dict[str, str]) -> Iterator[ServiceProcess]:
+    """A started server with every worker loaded; stopped (by PID) afterwards."""
+    server = ServiceProcess(tmp, env).start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
