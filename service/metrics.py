@@ -150,11 +150,15 @@ class Metrics:
         self.model_info.labels(version).set(1)
 
     def render(self) -> tuple[bytes, str]:
-        if self._registry is not None:
-            return generate_latest(self._registry), CONTENT_TYPE_LATEST
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry = self._registry if self._registry is not None else multiprocess_registry()
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def multiprocess_registry() -> CollectorRegistry:
+    """A registry that reads every worker's samples from PROMETHEUS_MULTIPROC_DIR."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
 
 
 @dataclass
@@ -168,9 +172,7 @@ class MetricsServer:
 
     @classmethod
     def start(cls, host: str, port: int) -> MetricsServer:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        httpd, thread = start_wsgi_server(port, addr=host, registry=registry)
+        httpd, thread = start_wsgi_server(port, addr=host, registry=multiprocess_registry())
         return cls(httpd, thread)
 
     def forget_in_child(self) -> None:

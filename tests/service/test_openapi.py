@@ -16,9 +16,9 @@ from ml.runtime.schema import FEATURE_NAMES
 from service.app import create_app
 from service.schemas import EXAMPLE_FEATURES, EXAMPLE_TRANSACTION, ErrorBody
 from tests.support.app import ADMIN, AUTH, make_settings
+from tests.support.processes import REPO
 from tests.support.sample import committed_rows
 
-ROOT = Path(__file__).resolve().parents[2]
 ROW = [0.5] * 30
 
 
@@ -139,9 +139,9 @@ def test_the_schema_examples_are_real_rows_of_the_committed_sample() -> None:
     for example in (EXAMPLE_FEATURES, transaction):
         assert (rows == np.asarray(example, dtype=float)).all(axis=1).any()
     # The same rows the runnable examples/ use.
-    one_array = json.loads((ROOT / "examples" / "one-array.json").read_text())
+    one_array = json.loads((REPO / "examples" / "one-array.json").read_text())
     assert one_array["features"] == EXAMPLE_FEATURES
-    flagged = json.loads((ROOT / "examples" / "should-flag.json").read_text())
+    flagged = json.loads((REPO / "examples" / "should-flag.json").read_text())
     assert flagged["transaction"] == EXAMPLE_TRANSACTION
 
 
