@@ -18,6 +18,7 @@ own test client uses.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class FraudClient:
         body: dict[str, Any] = _one_row(row)
         if threshold is not None:
             body["threshold"] = threshold
-        answer = self._post("/predict", body)
+        answer = self._send("POST", "/predict", body)
         return Prediction(
             answer["fraud_probability"],
             answer["is_fraud"],
@@ -95,7 +96,7 @@ class FraudClient:
             body: dict[str, Any] = {"transactions": [_plain(row) for row in chunk]}
             if threshold is not None:
                 body["threshold"] = threshold
-            answer = self._post("/predict/batch", body)
+            answer = self._send("POST", "/predict/batch", body)
             predictions += [
                 Prediction(
                     p["fraud_probability"],
@@ -110,9 +111,6 @@ class FraudClient:
     def model(self) -> dict[str, Any]:
         """The live model card: version, metrics at production prevalence, threshold."""
         return self._send("GET", "/model", None)
-
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._send("POST", path, body)
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         for attempt in range(1, self.attempts + 1):
@@ -172,8 +170,6 @@ def _json_or_text(response: httpx.Response) -> Any:
 
 def read_rows(path: str) -> Iterator[Row]:
     """The rows of an examples/ request body: one row, or a batch."""
-    import json
-
     with open(path, encoding="utf-8") as f:
         body = json.load(f)
     if "transactions" in body:

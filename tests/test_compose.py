@@ -43,7 +43,6 @@ class Steps:
 
     def __init__(self, say: Callable[[str], None]) -> None:
         self.say = say
-        self.timings: list[tuple[str, float]] = []
         self.started = time.monotonic()
 
     def run(
@@ -61,7 +60,6 @@ class Steps:
 
     def done(self, name: str, began: float) -> None:
         took = time.monotonic() - began
-        self.timings.append((name, took))
         self.say(f"  [{time.monotonic() - self.started:6.1f}s] {name} ({took:.1f}s)")
 
 
