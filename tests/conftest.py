@@ -19,7 +19,9 @@ from ml.runtime.s3_store import S3Store
 from ml.runtime.store import ArtifactStore
 from ml.signing import generate_keys
 from ml.train import train_bundle
+from tests.support.bundles import promote_files
 from tests.support.processes import AWS_ENV, DEV_DATA, start_moto, stop_process
+from tests.support.server import ServiceProcess, server_env, serving
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -109,3 +111,13 @@ def other_bundle_files(small_dataset: Dataset) -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def bundle_version(bundle_files: dict[str, bytes]) -> str:
     return load_bundle(bundle_files).version
+
+
+@pytest.fixture
+def service(
+    tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes]
+) -> Iterator[ServiceProcess]:
+    """A real `fraudctl serve` (2 workers) on moto S3, serving the session's bundle."""
+    promote_files(s3_store, bundle_files)
+    with serving(tmp_path, server_env(s3_store)) as server:
+        yield server

@@ -7,7 +7,6 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +18,11 @@ from ml.runtime.schema import FEATURE_NAMES
 from tests.support.app import API_KEY
 from tests.support.bundles import promote_files
 from tests.support.sample import committed_rows
-from tests.support.server import ServiceProcess, once, server_env, serving
+from tests.support.server import ServiceProcess, once, server_env
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 BODIES = sorted(EXAMPLES.glob("*.json"))
-
-
-@pytest.fixture
-def service(
-    tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes]
-) -> Iterator[ServiceProcess]:
-    promote_files(s3_store, bundle_files)
-    with serving(tmp_path, server_env(s3_store)) as server:
-        yield server
 
 
 def as_array(row: object) -> list[float]:

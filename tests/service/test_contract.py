@@ -8,29 +8,17 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ml.runtime.s3_store import S3Store
 from tests.support.app import ADMIN_KEY, API_KEY
-from tests.support.bundles import promote_files
-from tests.support.server import ServiceProcess, server_env, serving
+from tests.support.server import ServiceProcess
 
 pytestmark = pytest.mark.slow
 
 EXAMPLES_PER_OPERATION = 100
 SEED = 20261122  # reproducible: a failure here fails the same way on every machine
-
-
-@pytest.fixture
-def service(
-    tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes]
-) -> Iterator[ServiceProcess]:
-    promote_files(s3_store, bundle_files)
-    with serving(tmp_path, server_env(s3_store)) as server:
-        yield server
 
 
 def schemathesis() -> str:

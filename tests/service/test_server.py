@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from tests.support.server import (
     ServiceProcess,
     once,
     server_env,
-    serving,
 )
 
 pytestmark = pytest.mark.slow
@@ -39,15 +37,6 @@ LOAD_SECONDS = float(os.environ.get("FRAUD_TEST_LOAD_SECONDS", "20"))
 @pytest.fixture(scope="module")
 def third_bundle_files(small_dataset: Dataset) -> dict[str, bytes]:
     return train_bundle(small_dataset, model_name="hgb", seed=5)
-
-
-@pytest.fixture
-def service(
-    tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes]
-) -> Iterator[ServiceProcess]:
-    promote_files(s3_store, bundle_files)
-    with serving(tmp_path, server_env(s3_store)) as server:
-        yield server
 
 
 def versions_seen(port: int, n: int) -> Counter[str]:
