@@ -47,6 +47,7 @@ def _tree_ensemble(model: Any) -> TreeEnsemble:
         roots=offsets[:-1].astype(np.intp),
         depth=int(nodes["depth"].max()),
         baseline=float(np.ravel(model._baseline_prediction)[0]),
+        cover=nodes["count"].astype(np.float64),
     )
 
 

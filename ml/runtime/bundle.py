@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.runtime.explain import Explainer, explainer_for
 from ml.runtime.features import SpecError, Standardiser
 from ml.runtime.layout import (
     ARTIFACT_FILES,
@@ -41,6 +42,7 @@ from ml.runtime.store import ArtifactStore, fetch_signatures, fetch_version
 
 FORMAT_VERSION = 2
 CANARY_TOLERANCE = 1e-9
+EXPLANATION_TOLERANCE = 1e-6  # contributions + base value against the log-odds
 MIGRATE_HINT = "run `fraudctl migrate --store URI` (training side) to convert and sign it"
 
 
@@ -112,6 +114,21 @@ class Manifest:
         }
 
 
+class ExplanationUnavailable(Exception):
+    """The bundle scores but cannot explain; the message says why."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Rows scored and explained: `contributions` (rows, raw inputs in `FEATURE_NAMES`
+    order) plus `base_value` equal `log_odds`."""
+
+    probabilities: np.ndarray
+    log_odds: np.ndarray
+    base_value: float
+    contributions: np.ndarray
+
+
 @dataclass(frozen=True, eq=False)
 class ModelBundle:
     """A verified, immutable bundle ready to score. Swap whole bundles, never their parts."""
@@ -121,6 +138,8 @@ class ModelBundle:
     preprocessor: Standardiser
     model: Scorer
     signed_by: str | None = None  # the trusted key that vouched for it (None: not checked)
+    explainer: Explainer | None = None
+    unexplainable_because: str = "no explainer was built"
 
     @property
     def version(self) -> str:
@@ -133,6 +152,21 @@ class ModelBundle:
     def score(self, X: np.ndarray) -> np.ndarray:
         """Fraud probabilities for rows of raw features in `FEATURE_NAMES` order."""
         return self.model.predict_proba(self.preprocessor.transform(X))
+
+    def explain(self, X: np.ndarray) -> Explanation:
+        """Score rows of raw features and say how much each input moved each row's log-odds."""
+        if self.explainer is None:
+            raise ExplanationUnavailable(
+                f"model {self.version} cannot explain its scores: {self.unexplainable_because}"
+            )
+        inputs = self.preprocessor.transform(X)
+        log_odds = self.model.raw(inputs)
+        return Explanation(
+            probabilities=self.model.predict_proba(inputs),
+            log_odds=log_odds,
+            base_value=self.explainer.base_value,
+            contributions=self.explainer.contributions(inputs),
+        )
 
 
 def runtime_versions() -> dict[str, str]:
@@ -229,7 +263,12 @@ def _assemble(
         model = load_scorer(str(manifest.serving.get("model_kind")), files[MODEL_FILE])
     except SpecError as exc:
         raise BundleError("malformed_serving_form", f"bundle {manifest.version}: {exc}") from None
-    bundle = ModelBundle(manifest, manifest_sha, preprocessor, model, signed_by)
+    try:
+        bundle = ModelBundle(
+            manifest, manifest_sha, preprocessor, model, signed_by, explainer_for(model)
+        )
+    except SpecError as exc:  # it scores, but cannot explain: serve it, and say why on request
+        bundle = ModelBundle(manifest, manifest_sha, preprocessor, model, signed_by, None, str(exc))
     _verify_canary(bundle)
     return bundle
 
@@ -278,4 +317,14 @@ def _verify_canary(bundle: ModelBundle) -> None:
                 "canary_mismatch",
                 f"bundle {bundle.version}: canary rows scored via {path} differ from training "
                 f"time by {diff:.3g} (tolerance {CANARY_TOLERANCE:g})",
+            )
+    if bundle.explainer is not None:
+        explained = bundle.explain(rows)
+        total = explained.contributions.sum(axis=1) + explained.base_value
+        gap = float(np.max(np.abs(total - explained.log_odds)))
+        if not gap <= EXPLANATION_TOLERANCE:
+            raise BundleError(
+                "explanation_mismatch",
+                f"bundle {bundle.version}: explanations of the canary rows miss their log-odds "
+                f"by {gap:.3g} (tolerance {EXPLANATION_TOLERANCE:g})",
             )

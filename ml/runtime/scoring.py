@@ -58,6 +58,9 @@ class TreeEnsemble:
     roots: np.ndarray  # intp (trees,)
     depth: int
     baseline: float
+    # float64 (n,): training rows that reached each node; what TreeSHAP weighs paths by. Absent
+    # in bundles made before explanations: they score, but cannot be explained.
+    cover: np.ndarray | None = None
     kind: str = "tree_ensemble"
 
     def raw(self, features: np.ndarray) -> np.ndarray:
@@ -82,17 +85,19 @@ class TreeEnsemble:
 
     def to_npz(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            feature=self.feature.astype(np.int32),
-            threshold=self.threshold.astype(np.float64),
-            missing_right=self.missing_right.astype(np.bool_),
-            children=self.children.astype(np.int32),
-            value=self.value.astype(np.float64),
-            roots=self.roots.astype(np.int32),
-            depth=np.int32(self.depth),
-            baseline=np.float64(self.baseline),
-        )
+        arrays: dict[str, np.ndarray] = {
+            "feature": self.feature.astype(np.int32),
+            "threshold": self.threshold.astype(np.float64),
+            "missing_right": self.missing_right.astype(np.bool_),
+            "children": self.children.astype(np.int32),
+            "value": self.value.astype(np.float64),
+            "roots": self.roots.astype(np.int32),
+            "depth": np.int32(self.depth),  # type: ignore[dict-item]
+            "baseline": np.float64(self.baseline),  # type: ignore[dict-item]
+        }
+        if self.cover is not None:
+            arrays["cover"] = self.cover.astype(np.float64)
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]
         return buffer.getvalue()
 
     @classmethod
@@ -120,6 +125,7 @@ class TreeEnsemble:
             raise SpecError(f"model.npz: root indices outside 0..{n - 1}")
         if not 0 <= depth <= MAX_DEPTH:
             raise SpecError(f"model.npz: depth {depth} outside 0..{MAX_DEPTH}")
+        cover = _cover(arrays, children) if "cover" in arrays else None
         model = cls(
             feature=feature.astype(np.intp),
             threshold=threshold,
@@ -129,6 +135,7 @@ class TreeEnsemble:
             roots=roots.astype(np.intp),
             depth=depth,
             baseline=baseline,
+            cover=cover,
         )
         model._check_walk_ends_in_leaves()
         return model
@@ -145,6 +152,21 @@ class TreeEnsemble:
         leaf = (self.children[0::2] == own) & (self.children[1::2] == own)
         if not leaf[frontier].all():
             raise SpecError(f"model.npz: some paths have not reached a leaf after {self.depth}")
+
+
+def _cover(arrays: dict[str, np.ndarray], children: np.ndarray) -> np.ndarray:
+    """Cover counts must be positive and split exactly: a split's two children share its rows
+    (TreeSHAP's zero fractions then sum to 1, which its additivity rests on)."""
+    n = children.size // 2
+    cover = _array(arrays, "cover", np.float64, 1, n)
+    if not (np.isfinite(cover).all() and (cover > 0).all()):
+        raise SpecError("model.npz: cover counts must be finite and > 0")
+    left, right = children[0::2], children[1::2]
+    inner = (left != np.arange(n)) | (right != np.arange(n))
+    split = cover[left[inner]] + cover[right[inner]]
+    if not np.allclose(split, cover[inner], rtol=1e-12, atol=0.0):
+        raise SpecError("model.npz: some splits' children do not share their parent's cover")
+    return cover
 
 
 @dataclass(frozen=True, eq=False)

@@ -213,6 +213,12 @@ def _inner_node_as_end(children: np.ndarray) -> np.ndarray:
     return children
 
 
+def _uneven_cover(cover: np.ndarray) -> np.ndarray:
+    cover = cover.copy()
+    cover[0] += 1.0  # the first root now has one training row its children never saw
+    return cover
+
+
 MALFORMED_MODEL: dict[str, Callable[[dict[str, bytes]], bytes]] = {
     "truncated": lambda files: files[MODEL_FILE][: len(files[MODEL_FILE]) // 2],
     "not-a-zip": lambda files: b"\x80\x04 a pickle, maybe",
@@ -227,6 +233,9 @@ MALFORMED_MODEL: dict[str, Callable[[dict[str, bytes]], bytes]] = {
         files, children=_inner_node_as_end, depth=lambda _: np.int32(0)
     ),
     "object-array": lambda files: npz_with(files, roots=lambda a: a.astype(object)),
+    "cover-uneven": lambda files: npz_with(files, cover=_uneven_cover),
+    "cover-not-positive": lambda files: npz_with(files, cover=lambda a: a * 0.0),
+    "cover-wrong-shape": lambda files: npz_with(files, cover=lambda a: a[:-1]),
 }
 MALFORMED_REASONS = {
     "truncated": "cannot be read",
@@ -240,6 +249,9 @@ MALFORMED_REASONS = {
     "depth-too-large": "depth 10000 outside",
     "walk-not-ending-in-leaves": "not reached a leaf",
     "object-array": "cannot be read",
+    "cover-uneven": "children do not share their parent's cover",
+    "cover-not-positive": "cover counts must be finite and > 0",
+    "cover-wrong-shape": "cover has",
 }
 
 

@@ -1,0 +1,210 @@
+"""Why a row scored as it did: each raw input's contribution to the log-odds.
+
+Two kinds, one interface (`contributions(model_inputs) -> (rows, raw inputs)` and `base_value`;
+the contributions plus `base_value` are the row's log-odds):
+
+- `TreeShap`, exact path-dependent TreeSHAP (Lundberg et al. 2020, the `shap` package's
+  `TreeExplainer` default without background data) over the serving form's trees and their
+  training cover counts. It is tabulated, not recursed: a leaf's share of each path feature
+  depends only on which of its (at most `depth`) path splits the row goes right at, so every
+  leaf gets a table of 2^depth patterns, computed once at load. A row then costs one comparison
+  per split, one table lookup per leaf and one matrix product (depth 4, 120 trees: ~1,500
+  leaves, a 190 KB table; see docs/performance.md for the speed).
+- `LinearShap`, logistic regression: coefficient x standardised value, which is SHAP for a
+  linear model on standardised inputs (their training mean is 0).
+
+Model inputs derived from one raw input are folded back onto it: log_amount onto Amount, the
+time of day's sine and cosine onto Time (`ml.runtime.features.OUTPUT_SOURCES`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ml.runtime.features import OUTPUT_SOURCES, SpecError
+from ml.runtime.schema import FEATURE_NAMES
+from ml.runtime.scoring import LinearModel, Scorer, TreeEnsemble
+
+# 2^depth patterns per leaf: depth 10 is 1,024 patterns x 10 values per leaf; deeper trees
+# would need the recursive algorithm, and are refused an explainer rather than made slow.
+MAX_TABULATED_DEPTH = 10
+# Tabulating holds (leaves, patterns, depth, quadrature nodes) float64 values for a moment:
+# 8M is 64 MB. Today's model needs 0.3M; a bundle asking for more gets no explainer.
+MAX_TABLE_VALUES = 8_000_000
+CHUNK_ROWS = 128  # rows per table lookup: keeps the (rows, leaves, depth) gather near 2 MB
+
+
+class Explainer(Protocol):
+    @property
+    def base_value(self) -> float: ...
+
+    def contributions(self, model_inputs: np.ndarray) -> np.ndarray: ...
+
+
+def fold_matrix() -> np.ndarray:
+    """(model inputs, raw inputs): 1 where a model input comes from a raw input."""
+    fold = np.zeros((len(OUTPUT_SOURCES), len(FEATURE_NAMES)), dtype=np.float64)
+    for i, source in enumerate(OUTPUT_SOURCES):
+        fold[i, FEATURE_NAMES.index(source)] = 1.0
+    return fold
+
+
+class LinearShap:
+    def __init__(self, model: LinearModel) -> None:
+        self._weights = model.coef[:, None] * fold_matrix()  # (model inputs, raw inputs)
+        self._base = model.intercept
+
+    @property
+    def base_value(self) -> float:
+        return self._base
+
+    def contributions(self, model_inputs: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.asarray(model_inputs, dtype=np.float64) @ self._weights
+        return out
+
+
+class TreeShap:
+    def __init__(self, model: TreeEnsemble) -> None:
+        if model.cover is None:
+            raise SpecError("model.npz has no cover counts: this bundle cannot be explained")
+        if model.depth > MAX_TABULATED_DEPTH:
+            raise SpecError(f"trees of depth {model.depth} > {MAX_TABULATED_DEPTH}")
+        paths = _leaf_paths(model)
+        depth = max(model.depth, 1)
+        n_leaves = len(paths)
+        if n_leaves * (1 << depth) * depth * (depth // 2 + 1) > MAX_TABLE_VALUES:
+            raise SpecError(f"{n_leaves} leaves of depth {depth}: too large to tabulate")
+        self._depth = depth
+        self._n_leaves = n_leaves
+        # Each leaf's path, padded to `depth` with a neutral split (z = 1, never taken right).
+        inner = np.unique([node for _, path in paths for node, _ in path]).astype(np.intp)
+        column = {int(node): i for i, node in enumerate(inner)}
+        pad = inner.size  # the all-False column of the split matrix
+        path_col = np.full((n_leaves, depth), pad, dtype=np.intp)
+        went_right = np.zeros((n_leaves, depth), dtype=bool)
+        zero_fraction = np.ones((n_leaves, depth), dtype=np.float64)
+        slot_feature = np.full((n_leaves, depth), -1, dtype=np.intp)
+        values = np.empty(n_leaves, dtype=np.float64)
+        cover = model.cover
+        for leaf_index, (leaf, path) in enumerate(paths):
+            values[leaf_index] = model.value[leaf]
+            for slot, (node, right) in enumerate(path):
+                child = model.children[2 * node + int(right)]
+                path_col[leaf_index, slot] = column[node]
+                went_right[leaf_index, slot] = right
+                zero_fraction[leaf_index, slot] = cover[child] / cover[node]
+                slot_feature[leaf_index, slot] = model.feature[node]
+        self._inner_feature = model.feature[inner]
+        self._inner_threshold = model.threshold[inner]
+        self._inner_missing_right = model.missing_right[inner]
+        self._path_col = path_col
+        self._table = _tabulate(values, went_right, zero_fraction, slot_feature)
+        self._leaf_base = (np.arange(n_leaves, dtype=np.intp) << depth)[None, :]
+        # (leaf slots, raw inputs): where each slot's share goes; padding goes nowhere.
+        model_to_raw = fold_matrix()
+        slot_fold = np.zeros((n_leaves * depth, len(FEATURE_NAMES)), dtype=np.float64)
+        used = slot_feature.ravel() >= 0
+        slot_fold[used] = model_to_raw[slot_feature.ravel()[used]]
+        self._slot_fold = slot_fold
+        # E[f] under the cover weights: each leaf's value times its share of the training rows.
+        self._base = model.baseline + float(values @ zero_fraction.prod(axis=1))
+
+    @property
+    def base_value(self) -> float:
+        return self._base
+
+    def contributions(self, model_inputs: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(model_inputs, dtype=np.float64)
+        out = np.empty((X.shape[0], len(FEATURE_NAMES)), dtype=np.float64)
+        for start in range(0, X.shape[0], CHUNK_ROWS):
+            out[start : start + CHUNK_ROWS] = self._chunk(X[start : start + CHUNK_ROWS])
+        return out
+
+    def _chunk(self, X: np.ndarray) -> np.ndarray:
+        n = X.shape[0]
+        x = X[:, self._inner_feature]
+        right = np.zeros((n, self._inner_feature.size + 1), dtype=np.intp)
+        taken = x > self._inner_threshold
+        if np.isnan(x).any():  # as in TreeEnsemble.raw: NaN goes where scikit-learn sends it
+            taken |= np.isnan(x) & self._inner_missing_right
+        right[:, :-1] = taken
+        pattern = self._leaf_base + right[:, self._path_col[:, 0]]
+        for slot in range(1, self._depth):
+            pattern += right[:, self._path_col[:, slot]] << slot
+        shares = self._table[pattern]  # (rows, leaves, depth)
+        folded: np.ndarray = shares.reshape(n, -1) @ self._slot_fold
+        return folded
+
+
+def explainer_for(model: Scorer) -> Explainer:
+    """The explainer of a serving model; `SpecError` if it cannot have one."""
+    if isinstance(model, TreeEnsemble):
+        return TreeShap(model)
+    if isinstance(model, LinearModel):
+        return LinearShap(model)
+    raise SpecError(f"no explainer for model kind {model.kind!r}")
+
+
+def _leaf_paths(model: TreeEnsemble) -> list[tuple[int, list[tuple[int, bool]]]]:
+    """(leaf, [(split node, went right), ...] from the root) for every leaf of every tree."""
+    paths: list[tuple[int, list[tuple[int, bool]]]] = []
+    children = model.children
+    for root in model.roots.tolist():
+        stack: list[tuple[int, list[tuple[int, bool]]]] = [(root, [])]
+        while stack:
+            node, path = stack.pop()
+            left, right = int(children[2 * node]), int(children[2 * node + 1])
+            if left == node and right == node:
+                paths.append((node, path))
+                continue
+            stack.append((right, [*path, (node, True)]))
+            stack.append((left, [*path, (node, False)]))
+    return paths
+
+
+def _tabulate(
+    values: np.ndarray, went_right: np.ndarray, zero_fraction: np.ndarray, slot_feature: np.ndarray
+) -> np.ndarray:
+    """Each leaf's SHAP shares for every pattern of right turns at its path splits.
+
+    For a leaf of value v whose path holds the distinct features U, with z_j the fraction of the
+    training cover that follows the path at j's splits and o_j = 1 if the row does:
+
+        phi_i = v (o_i - z_i) * sum over S in U\\{i} of |S|! (|U|-|S|-1)! / |U|!
+                                 * prod_{j in S} o_j * prod_{j not in S, j != i} z_j
+              = v (o_i - z_i) * integral_0^1 prod_{j != i} (t o_j + (1 - t) z_j) dt,
+
+    a polynomial of degree < depth in t, which Gauss-Legendre quadrature with depth // 2 + 1
+    nodes integrates exactly. A feature split on twice in a path is one player (its z and o are
+    the products over its splits); its share goes to its first slot. Returns a
+    (leaves * 2^depth, depth) table, row `leaf << depth | pattern`.
+    """
+    n_leaves, depth = went_right.shape
+    player = slot_feature.copy()  # -1: padding, or a repeat merged into an earlier slot
+    patterns = 1 << depth
+    bits = ((np.arange(patterns)[:, None] >> np.arange(depth)[None, :]) & 1).astype(bool)
+    follows = bits[None, :, :] == went_right[:, None, :]  # (leaves, patterns, slots)
+    follows |= player[:, None, :] < 0  # padding: neutral
+    one = follows.astype(np.float64)
+    zero = np.broadcast_to(zero_fraction[:, None, :], one.shape).copy()
+    # Merge repeated features onto their first slot; later slots become neutral (o = z = 1).
+    for later in range(1, depth):
+        for first in range(later):
+            same = (player[:, first] == player[:, later]) & (player[:, later] >= 0)
+            if not same.any():
+                continue
+            one[same, :, first] *= one[same, :, later]
+            zero[same, :, first] *= zero[same, :, later]
+            one[same, :, later] = 1.0
+            zero[same, :, later] = 1.0
+            player[same, later] = -1
+    nodes, weights = np.polynomial.legendre.leggauss(depth // 2 + 1)
+    t = (nodes + 1.0) / 2.0
+    w = weights / 2.0
+    factor = t * one[..., None] + (1.0 - t) * zero[..., None]  # (leaves, patterns, slots, q)
+    others = factor.prod(axis=2, keepdims=True) / factor  # prod over j != i; factor > 0
+    integral = (others * w).sum(axis=3)
+    table = values[:, None, None] * (one - zero) * integral
+    return np.ascontiguousarray(table.reshape(n_leaves * patterns, depth))
