@@ -7,15 +7,17 @@ and reloads. Routes authenticate, parse, call it and serialise; nothing here kno
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ml.runtime.bundle import ModelBundle
-from service.errors import InvalidInput, PayloadTooLarge
+from ml.runtime.bundle import Explanation, ExplanationUnavailable, ModelBundle
+from service.errors import Conflict, InvalidInput, PayloadTooLarge
 from service.metrics import Metrics
 from service.predictor import MicroBatcher, score_batch
+from service.reasons import top_reasons
 from service.registry import ModelRegistry, ReloadOutcome
 
 
@@ -25,6 +27,8 @@ class Prediction:
     fraud_probability: float
     is_fraud: bool
     threshold: float
+    base_value: float | None = None  # with reasons: log-odds before any input is known
+    reasons: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,13 @@ class BatchPredictions:
     threshold: float
     fraud_probabilities: list[float]
     is_fraud: list[bool]
+    base_value: float | None = None
+    reasons: list[list[dict[str, Any]]] | None = None
 
+
+# Explaining costs ~35 us a row (docs/performance.md): above this many rows (~17 ms) it moves to
+# a thread so the event loop keeps serving the single-row requests.
+EXPLAIN_THREAD_ROWS = 500
 
 # A batch this large leaves megabytes of freed parse buffers behind (1,000 rows: ~600 KB of JSON
 # as ~30,000 Python floats and their lists).
@@ -50,13 +60,39 @@ class DataPlane:
         # then gives the batch's freed parse buffers back to the OS soon after, not in ~10 s.
         self.heap_grew = False
 
-    async def predict(self, row: list[float], threshold: float | None = None) -> Prediction:
-        """One row of raw features, scored together with whatever else is waiting."""
+    async def predict(
+        self, row: list[float], threshold: float | None = None, explain: int = 0
+    ) -> Prediction:
+        """One row of raw features, scored together with whatever else is waiting; or, asked
+        for its `explain` top reasons, scored and explained on its own."""
+        if explain:
+            return await self._predict_explained(row, threshold, explain)
         probability, bundle = await self._batcher.score_one(row)
         cut = bundle.threshold if threshold is None else threshold
         is_fraud = probability >= cut
         self._metrics.count_prediction(probability, is_fraud)
         return Prediction(bundle.version, probability, is_fraud, cut)
+
+    async def _predict_explained(
+        self, row: list[float], threshold: float | None, explain: int
+    ) -> Prediction:
+        rows = np.array([row], dtype=np.float64)
+        bundle, explained = await self._explain(rows)
+        probability = float(explained.probabilities[0])
+        cut = bundle.threshold if threshold is None else threshold
+        is_fraud = probability >= cut
+        self._metrics.count_prediction(probability, is_fraud)
+        reasons = top_reasons(rows, explained, explain)[0]
+        return Prediction(bundle.version, probability, is_fraud, cut, explained.base_value, reasons)
+
+    async def _explain(self, rows: np.ndarray) -> tuple[ModelBundle, Explanation]:
+        bundle = self.registry.require_bundle()
+        try:
+            if rows.shape[0] > EXPLAIN_THREAD_ROWS:
+                return bundle, await asyncio.to_thread(bundle.explain, rows)
+            return bundle, bundle.explain(rows)
+        except ExplanationUnavailable as exc:
+            raise Conflict(str(exc), code="explain_unavailable") from None
 
     def check_batch_size(self, n_rows: int) -> None:
         """Refuse an empty or oversized batch before any row is looked at."""
@@ -78,18 +114,38 @@ class DataPlane:
             )
 
     async def predict_batch(
-        self, rows: list[list[float]], threshold: float | None = None
+        self, rows: list[list[float]], threshold: float | None = None, explain: int = 0
     ) -> BatchPredictions:
-        """Many rows with one bundle, even if a reload swaps it meanwhile."""
+        """Many rows with one bundle, even if a reload swaps it meanwhile; with `explain`, each
+        row's top reasons too."""
         self.check_batch_size(len(rows))
         if len(rows) >= LARGE_BATCH_ROWS:
             self.heap_grew = True
-        scored = await score_batch(self.registry.require_bundle, np.asarray(rows, dtype=np.float64))
+        matrix = np.asarray(rows, dtype=np.float64)
+        if explain:
+            return await self._predict_batch_explained(matrix, threshold, explain)
+        scored = await score_batch(self.registry.require_bundle, matrix)
         cut = scored.bundle.threshold if threshold is None else threshold
         flags = scored.probabilities >= cut
         self._metrics.count_predictions(scored.probabilities, flags)
         return BatchPredictions(
             scored.bundle.version, cut, scored.probabilities.tolist(), flags.tolist()
+        )
+
+    async def _predict_batch_explained(
+        self, rows: np.ndarray, threshold: float | None, explain: int
+    ) -> BatchPredictions:
+        bundle, explained = await self._explain(rows)
+        cut = bundle.threshold if threshold is None else threshold
+        flags = explained.probabilities >= cut
+        self._metrics.count_predictions(explained.probabilities, flags)
+        return BatchPredictions(
+            bundle.version,
+            cut,
+            explained.probabilities.tolist(),
+            flags.tolist(),
+            explained.base_value,
+            top_reasons(rows, explained, explain),
         )
 
     def model_card(self) -> dict[str, Any]:

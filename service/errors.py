@@ -53,6 +53,13 @@ class Forbidden(ServiceError):
     code = "forbidden"
 
 
+class Conflict(ServiceError):
+    """The request is fine, but the live model cannot do what it asks (explain, for one)."""
+
+    status_code = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
     code = "payload_too_large"

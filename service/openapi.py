@@ -26,6 +26,7 @@ ERROR_MEANINGS = {
     400: "The body is not valid JSON.",
     401: "No API key, or an unknown one (header X-API-Key).",
     403: "A valid API key of the other scope.",
+    409: "`explain` asked of a model that cannot explain (a bundle made before explanations).",
     413: "The body is over FRAUD_MAX_BODY_BYTES, or the batch over FRAUD_MAX_BATCH_ROWS rows.",
     415: "The body is not application/json.",
     422: "The body does not fit the schema: every problem named, with what was received.",
@@ -42,7 +43,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-SCORING_ERRORS = error_responses(400, 401, 403, 413, 415, 422, 503)
+SCORING_ERRORS = error_responses(400, 401, 403, 409, 413, 415, 422, 503)
 
 
 def documented_body(model: type[BaseModel], scheme: str) -> dict[str, Any]:

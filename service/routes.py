@@ -91,17 +91,20 @@ def _check_batch_size_first(raw: bytes, plane: DataPlane) -> None:
 async def predict(request: Request) -> Response:
     body = await _parse(request, PredictRequest)
     features = body.features if body.features is not None else body.transaction
-    prediction = await service_state(request).dataplane.predict(_row(features), body.threshold)
-    request_state(request.scope)["model_version"] = prediction.model_version
-    return json_response(
-        {
-            "request_id": request_id_of(request.scope),
-            "model_version": prediction.model_version,
-            "fraud_probability": prediction.fraud_probability,
-            "is_fraud": prediction.is_fraud,
-            "threshold": prediction.threshold,
-        }
+    prediction = await service_state(request).dataplane.predict(
+        _row(features), body.threshold, body.explain
     )
+    request_state(request.scope)["model_version"] = prediction.model_version
+    answer: dict[str, Any] = {
+        "request_id": request_id_of(request.scope),
+        "model_version": prediction.model_version,
+        "fraud_probability": prediction.fraud_probability,
+        "is_fraud": prediction.is_fraud,
+        "threshold": prediction.threshold,
+    }
+    if prediction.reasons is not None:
+        answer |= {"base_value": prediction.base_value, "reasons": prediction.reasons}
+    return json_response(answer)
 
 
 @scoring_router.post(
@@ -113,18 +116,22 @@ async def predict(request: Request) -> Response:
 async def predict_batch(request: Request) -> Response:
     body = await _parse(request, BatchRequest, batch=True)
     batch = await service_state(request).dataplane.predict_batch(
-        [_row(r) for r in body.transactions], body.threshold
+        [_row(r) for r in body.transactions], body.threshold, body.explain
     )
     request_state(request.scope)["model_version"] = batch.model_version
+    predictions: list[dict[str, Any]] = [
+        {"fraud_probability": p, "is_fraud": d}
+        for p, d in zip(batch.fraud_probabilities, batch.is_fraud, strict=True)
+    ]
+    if batch.reasons is not None:
+        for prediction, reasons in zip(predictions, batch.reasons, strict=True):
+            prediction |= {"base_value": batch.base_value, "reasons": reasons}
     return json_response(
         {
             "request_id": request_id_of(request.scope),
             "model_version": batch.model_version,
             "threshold": batch.threshold,
-            "predictions": [
-                {"fraud_probability": p, "is_fraud": d}
-                for p, d in zip(batch.fraud_probabilities, batch.is_fraud, strict=True)
-            ],
+            "predictions": predictions,
         }
     )
 

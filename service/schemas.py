@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import (
     AllowInfNan,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -125,6 +126,25 @@ Row = Annotated[
 ]
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's integer: 2 and 2.0 alike (schemathesis sends the latter); no strings, no
+    booleans, no fractions."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+Explain = Annotated[int, Field(ge=0, le=len(FEATURE_NAMES)), BeforeValidator(_whole_number)]
+EXPLAIN_FIELD = Field(
+    default=0,
+    description="Answer with the k inputs that moved each row's log-odds most (0: none). "
+    f"{len(FEATURE_NAMES)} gives every input: their contributions plus `base_value` are the "
+    "row's log-odds.",
+)
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -139,6 +159,7 @@ class PredictRequest(BaseModel):
     threshold: Annotated[float, Strict(), Field(gt=0.0, lt=1.0)] | None = Field(
         default=None, description="Overrides the model's decision threshold for this request."
     )
+    explain: Explain = EXPLAIN_FIELD
 
     @field_validator("features", "transaction", mode="before")
     @classmethod
@@ -172,6 +193,26 @@ class BatchRequest(BaseModel):
     threshold: Annotated[float, Strict(), Field(gt=0.0, lt=1.0)] | None = Field(
         default=None, description="Overrides the model's decision threshold for these rows."
     )
+    explain: Explain = EXPLAIN_FIELD
+
+
+class Reason(BaseModel):
+    feature: str = Field(description="A raw input: Time, V1..V28 or Amount.")
+    value: float = Field(description="The value sent for it.")
+    contribution: float = Field(
+        description="How far it moved the log-odds from `base_value` (positive: towards fraud). "
+        "Amount carries log(1 + Amount)'s share; Time, the time of day's (sine and cosine)."
+    )
+
+
+BASE_VALUE_FIELD = Field(
+    default=None,
+    description="With `explain`: the log-odds of a row the model knows nothing about (the "
+    "training rows' average under the model).",
+)
+REASONS_FIELD = Field(
+    default=None, description="With `explain`: the top inputs by |contribution|, largest first."
+)
 
 
 class PredictResponse(BaseModel):
@@ -194,11 +235,15 @@ class PredictResponse(BaseModel):
     fraud_probability: float
     is_fraud: bool
     threshold: float
+    base_value: float | None = BASE_VALUE_FIELD
+    reasons: list[Reason] | None = REASONS_FIELD
 
 
 class BatchPrediction(BaseModel):
     fraud_probability: float
     is_fraud: bool
+    base_value: float | None = BASE_VALUE_FIELD
+    reasons: list[Reason] | None = REASONS_FIELD
 
 
 class BatchResponse(BaseModel):

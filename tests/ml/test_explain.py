@@ -38,7 +38,8 @@ def rows(dev_dataset: Dataset) -> np.ndarray:
     """Every fraud of the sample and as many legitimate rows: the rows analysts ask about."""
     fraud = np.flatnonzero(dev_dataset.y == 1)
     legit = np.flatnonzero(dev_dataset.y == 0)[: fraud.size]
-    return dev_dataset.X[np.concatenate([fraud, legit])]
+    picked: np.ndarray = dev_dataset.X[np.concatenate([fraud, legit])]
+    return picked
 
 
 def test_tree_explanations_match_the_shap_package(
@@ -47,7 +48,8 @@ def test_tree_explanations_match_the_shap_package(
     bundle = load_bundle(strong_files)
     preprocessor, model = audit_copies(strong_files)
     reference = shap.TreeExplainer(model)  # path-dependent: no background data
-    expected = np.asarray(reference.shap_values(preprocessor.transform(rows))) @ fold_matrix()
+    values = np.asarray(reference.shap_values(preprocessor.transform(rows)), dtype=np.float64)
+    expected = values @ fold_matrix()
 
     explained = bundle.explain(rows)
 
@@ -67,7 +69,7 @@ def test_the_model_explained_splits_on_one_feature_twice_in_a_path(
     assert isinstance(model, TreeEnsemble)
     repeats = 0
     for root in model.roots.tolist():
-        stack = [(root, ())]
+        stack: list[tuple[int, tuple[int, ...]]] = [(root, ())]
         while stack:
             node, seen = stack.pop()
             left, right = int(model.children[2 * node]), int(model.children[2 * node + 1])

@@ -187,6 +187,12 @@ BAD_REQUESTS: list[tuple[str, Any, int, str, str]] = [
     ("/predict", {"features": ROW, "threshold": 1.5}, 422, "threshold", "less than 1"),
     ("/predict", {"features": ROW, "threshold": 0}, 422, "threshold", "greater than 0"),
     ("/predict", [1, 2], 422, "body", "Input should be an object"),
+    ("/predict", {"features": ROW, "explain": 31}, 422, "explain", "less than or equal to 30"),
+    ("/predict", {"features": ROW, "explain": -1}, 422, "explain", "greater than or equal to 0"),
+    ("/predict", {"features": ROW, "explain": "5"}, 422, "explain", "valid integer"),
+    ("/predict/batch", {"transactions": [ROW], "explain": 2.5}, 422, "explain", "valid integer"),
+    ("/predict", {"features": ROW, "explain": True}, 422, "explain", "valid integer"),
+    ("/predict", {"features": ROW, "explain": 1e300}, 422, "explain", "less than or equal to 30"),
     ("/predict/batch", {"transactions": [ROW, [1.0] * 3]}, 422, "transactions[1]", "received 3"),
     (
         "/predict/batch",

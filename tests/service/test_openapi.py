@@ -35,7 +35,11 @@ def request_schema(spec: dict[str, Any], path: str) -> dict[str, Any]:
 def test_the_hand_parsed_bodies_are_documented(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     predict = request_schema(spec, "/predict")
-    assert set(predict["properties"]) == {"features", "transaction", "threshold"}
+    assert set(predict["properties"]) == {"features", "transaction", "threshold", "explain"}
+    assert predict["properties"]["explain"] | {"description": ""} == {
+        "type": "integer", "minimum": 0, "maximum": 30, "default": 0, "description": "",
+        "title": "Explain",
+    }  # fmt: skip
     assert predict["oneOf"] == [{"required": ["features"]}, {"required": ["transaction"]}]
     # No null: the server refuses `"features": null`, so the schema does too.
     assert predict["properties"]["features"]["type"] == "array"
