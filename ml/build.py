@@ -20,6 +20,7 @@ import sklearn
 
 from ml.export import serving_model
 from ml.runtime.bundle import CANARY_TOLERANCE, Manifest, runtime_versions, sha256_hex
+from ml.runtime.drift import DriftReference
 from ml.runtime.layout import (
     AUDIT_MODEL_FILE,
     AUDIT_PREPROCESSOR_FILE,
@@ -49,6 +50,7 @@ def build_bundle_files(
     canary_rows: np.ndarray,
     prevalence: float | None = None,
     training_rows: dict[str, Any] | None = None,
+    drift_reference: DriftReference | None = None,
     created_at: datetime | None = None,
 ) -> dict[str, bytes]:
     """Serialise a fitted model into bundle files, manifest last. Nothing touches disk."""
@@ -82,6 +84,7 @@ def build_bundle_files(
         serving={"model_kind": serving.kind},
         prevalence=prevalence,
         training_rows=training_rows,
+        drift_reference=None if drift_reference is None else drift_reference.to_json(),
     )
     return {**artifacts, MANIFEST_FILE: manifest.to_json()}
 

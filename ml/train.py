@@ -38,6 +38,7 @@ from ml.evaluate import (
 from ml.features import TransactionFeatures
 from ml.fingerprint import fingerprint
 from ml.runtime.bundle import Manifest
+from ml.runtime.drift import DriftReference
 
 if TYPE_CHECKING:  # ml.data needs pandas; `fraudctl serve` imports this module without it
     from ml.data import Dataset
@@ -201,6 +202,8 @@ def train_bundle(
         canary_rows=_canary_rows(split, seed),
         prevalence=prevalence,
         training_rows=fingerprint(split.X_train),
+        # Out-of-fold scores: what rows the model never saw score, as live rows are.
+        drift_reference=DriftReference.fit(split.X_train, oof),
     )
     step("bundle built")
     return files

@@ -119,13 +119,14 @@ TRIM_EVERY_FLUSHES = 50
 
 
 async def _housekeeping(plane: DataPlane) -> None:
-    """Every 0.2 s: buffered log lines out; freed heap back to the OS every ~10 s, or at once
-    after a large batch (the worker that served batches stayed 1-5 MB above 100 MB until the
-    next periodic trim)."""
+    """Every 0.2 s: buffered log lines out, live rows into the drift bins; freed heap back to
+    the OS every ~10 s, or at once after a large batch (the worker that served batches stayed
+    1-5 MB above 100 MB until the next periodic trim)."""
     flushes = 0
     while True:
         await asyncio.sleep(FLUSH_INTERVAL_S)
         flush_logs()
+        plane.drift.flush()
         flushes += 1
         if plane.heap_grew or flushes % TRIM_EVERY_FLUSHES == 0:
             plane.heap_grew = False

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ml.runtime.bundle import Explanation, ExplanationUnavailable, ModelBundle
+from service.drift import DriftMonitor
 from service.errors import Conflict, InvalidInput, PayloadTooLarge
 from service.metrics import Metrics
 from service.predictor import MicroBatcher, score_batch
@@ -55,10 +56,17 @@ class DataPlane:
         self.registry = registry
         self._metrics = metrics
         self.max_batch_rows = max_batch_rows
-        self._batcher = MicroBatcher(registry.require_bundle, on_batch=metrics.batch_rows.observe)
+        self.drift = DriftMonitor(metrics)
+        self._batcher = MicroBatcher(registry.require_bundle, on_batch=self._scored_micro_batch)
         # Set by a large batch, read by the app's housekeeping loop (service/app.py), which
         # then gives the batch's freed parse buffers back to the OS soon after, not in ~10 s.
         self.heap_grew = False
+
+    def _scored_micro_batch(
+        self, bundle: ModelBundle, rows: np.ndarray, probabilities: np.ndarray
+    ) -> None:
+        self._metrics.batch_rows.observe(rows.shape[0])
+        self.drift.record(bundle, rows, probabilities)
 
     async def predict(
         self, row: list[float], threshold: float | None = None, explain: int = 0
@@ -82,6 +90,7 @@ class DataPlane:
         cut = bundle.threshold if threshold is None else threshold
         is_fraud = probability >= cut
         self._metrics.count_prediction(probability, is_fraud)
+        self.drift.record(bundle, rows, explained.probabilities)
         reasons = top_reasons(rows, explained, explain)[0]
         return Prediction(bundle.version, probability, is_fraud, cut, explained.base_value, reasons)
 
@@ -128,6 +137,7 @@ class DataPlane:
         cut = scored.bundle.threshold if threshold is None else threshold
         flags = scored.probabilities >= cut
         self._metrics.count_predictions(scored.probabilities, flags)
+        self.drift.record(scored.bundle, matrix, scored.probabilities)
         return BatchPredictions(
             scored.bundle.version, cut, scored.probabilities.tolist(), flags.tolist()
         )
@@ -139,6 +149,7 @@ class DataPlane:
         cut = bundle.threshold if threshold is None else threshold
         flags = explained.probabilities >= cut
         self._metrics.count_predictions(explained.probabilities, flags)
+        self.drift.record(bundle, rows, explained.probabilities)
         return BatchPredictions(
             bundle.version,
             cut,
@@ -147,6 +158,20 @@ class DataPlane:
             explained.base_value,
             top_reasons(rows, explained, explain),
         )
+
+    def drift_report(self) -> dict[str, Any]:
+        """PSI of the served version's inputs and score, over all workers."""
+        bundle = self.registry.require_bundle()
+        self.drift.flush()  # this worker's waiting rows count too
+        status = self._metrics.drift_status().get(bundle.version)
+        return {
+            "model_version": bundle.version,
+            "monitored": bundle.drift_reference is not None,
+            "live_rows": status.live_rows if status else 0,
+            "reference_rows": bundle.drift_reference.rows if bundle.drift_reference else None,
+            "psi": status.psi if status else {},
+            "levels": {"watch": 0.1, "drift": 0.2},
+        }
 
     def model_card(self) -> dict[str, Any]:
         bundle = self.registry.require_bundle()

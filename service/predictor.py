@@ -51,7 +51,7 @@ class MicroBatcher:
         self,
         get_bundle: Callable[[], ModelBundle],
         max_rows: int = MICRO_BATCH_ROWS,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[ModelBundle, np.ndarray, np.ndarray], None] | None = None,
     ) -> None:
         self._get_bundle = get_bundle
         self._on_batch = on_batch
@@ -77,14 +77,15 @@ class MicroBatcher:
             asyncio.get_running_loop().call_soon(self._flush)
         try:
             bundle = self._get_bundle()
-            probabilities = bundle.score(np.array([row for row, _ in pending], dtype=np.float64))
+            rows = np.array([row for row, _ in pending], dtype=np.float64)
+            probabilities = bundle.score(rows)
         except Exception as exc:  # noqa: BLE001 - not swallowed: every waiting request gets it
             for _, future in pending:
                 if not future.done():
                     future.set_exception(exc)
             return
-        if self._on_batch is not None:
-            self._on_batch(len(pending))
+        if self._on_batch is not None:  # (bundle, rows, probabilities)
+            self._on_batch(bundle, rows, probabilities)
         for (_, future), probability in zip(pending, probabilities, strict=True):
             if not future.done():
                 future.set_result((float(probability), bundle))

@@ -141,6 +141,13 @@ async def model(plane: DataPlaneDep) -> Response:
     return json_response(plane.model_card())
 
 
+@router.get("/drift", dependencies=[PredictKey], responses=error_responses(401, 403, 503))
+async def drift(plane: DataPlaneDep) -> Response:
+    """Population stability of the served model's inputs and score against its training rows,
+    over all workers (the same figures as `fraud_drift_psi` on the metrics port)."""
+    return json_response(plane.drift_report())
+
+
 @router.post(
     "/reload",
     response_model=ReloadOutcome,
@@ -168,6 +175,7 @@ async def index() -> Response:
                 "POST /predict": "one transaction (X-API-Key)",
                 "POST /predict/batch": "many transactions (X-API-Key)",
                 "GET /model": "the live model card (X-API-Key)",
+                "GET /drift": "input and score drift (PSI) of the live model (X-API-Key)",
                 "POST /reload": "follow production.json now (admin X-API-Key)",
                 "GET /health/live": "the process is up",
                 "GET /health/ready": "a verified model is loaded",

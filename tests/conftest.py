@@ -109,6 +109,13 @@ def other_bundle_files(small_dataset: Dataset) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
+def strong_files(dev_dataset: Dataset) -> dict[str, bytes]:
+    """HGB on the whole committed training sample: the stronger model, and the one whose
+    reference distributions are those of the committed rows."""
+    return train_bundle(dev_dataset, seed=0)
+
+
+@pytest.fixture(scope="session")
 def bundle_version(bundle_files: dict[str, bytes]) -> str:
     return load_bundle(bundle_files).version
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.runtime.drift import DriftReference
 from ml.runtime.explain import Explainer, explainer_for
 from ml.runtime.features import SpecError, Standardiser
 from ml.runtime.layout import (
@@ -72,6 +73,9 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
     prevalence: float | None = None  # the fraud rate the threshold and metrics are tuned for
     training_rows: dict[str, Any] | None = None  # fingerprint of the rows trained on
+    # Bins of the training rows' inputs and scores (`ml.runtime.drift`); None before drift
+    # monitoring: such bundles serve, unmonitored.
+    drift_reference: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode() + b"\n"
@@ -140,6 +144,7 @@ class ModelBundle:
     signed_by: str | None = None  # the trusted key that vouched for it (None: not checked)
     explainer: Explainer | None = None
     unexplainable_because: str = "no explainer was built"
+    drift_reference: DriftReference | None = None
 
     @property
     def version(self) -> str:
@@ -261,14 +266,20 @@ def _assemble(
     try:
         preprocessor = Standardiser.from_json(files[PREPROCESSOR_FILE])
         model = load_scorer(str(manifest.serving.get("model_kind")), files[MODEL_FILE])
+        drift = (
+            None
+            if manifest.drift_reference is None
+            else DriftReference.from_json(manifest.drift_reference)
+        )
     except SpecError as exc:
         raise BundleError("malformed_serving_form", f"bundle {manifest.version}: {exc}") from None
     try:
-        bundle = ModelBundle(
-            manifest, manifest_sha, preprocessor, model, signed_by, explainer_for(model)
-        )
+        explainer, unexplainable = explainer_for(model), ""
     except SpecError as exc:  # it scores, but cannot explain: serve it, and say why on request
-        bundle = ModelBundle(manifest, manifest_sha, preprocessor, model, signed_by, None, str(exc))
+        explainer, unexplainable = None, str(exc)
+    bundle = ModelBundle(
+        manifest, manifest_sha, preprocessor, model, signed_by, explainer, unexplainable, drift
+    )
     _verify_canary(bundle)
     return bundle
 

@@ -1,4 +1,5 @@
-"""Fixtures for the promotion tests: a strong and a weak candidate, trained for real."""
+"""Fixtures for the promotion tests: a weak candidate, trained for real (the strong one,
+`strong_files`, is shared from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,6 @@ import pytest
 
 from ml.data import Dataset
 from ml.train import train_bundle
-
-
-@pytest.fixture(scope="session")
-def strong_files(dev_dataset: Dataset) -> dict[str, bytes]:
-    """HGB on the whole sample: the stronger model on the sample."""
-    return train_bundle(dev_dataset, seed=0)
 
 
 @pytest.fixture(scope="session")
