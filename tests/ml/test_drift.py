@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -56,7 +57,7 @@ def test_psi_is_zero_on_the_reference_and_grows_with_a_shift(
     assert np.isnan(psi(reference.expected, np.zeros((len(TRACKED), BINS)))).all()
 
 
-def _broken(raw: dict, change: str) -> dict:
+def _broken(raw: dict[str, Any], change: str) -> dict[str, Any]:
     raw = json.loads(json.dumps(raw))
     bins = raw["bins"]
     if change == "descending-edges":
