@@ -52,7 +52,8 @@ control_socket_disable = True  # unused, and it would need a writable $HOME
 
 def on_starting(server: Any) -> None:
     """Master, once: wipe the shared directories, so nothing stale from an earlier run counts,
-    then serve metrics on their own port (refusing to start if it is taken)."""
+    then serve metrics on their own port (refusing to start if it is taken), and write them as
+    CloudWatch EMF lines if asked (FRAUD_EMF_INTERVAL_S)."""
     # Imported here, after PROMETHEUS_MULTIPROC_DIR is set: prometheus_client picks its
     # storage when first imported, and workers inherit the master's modules.
     from service.metrics import MetricsServer
@@ -71,6 +72,10 @@ def on_starting(server: Any) -> None:
         )
         on_exit(server)
         raise SystemExit(2) from None
+    if settings.emf_interval_s > 0:
+        from service.emf import start_emf_thread
+
+        server.fraud_emf = start_emf_thread(settings.emf_service, settings.emf_interval_s)
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -203,11 +203,15 @@ class Metrics:
         for i, b in zip(*np.nonzero(counts), strict=True):
             children[i][b].inc(int(counts[i, b]))
 
+    def families(self) -> Iterable[Metric]:
+        """Every sample: all workers' (multiprocess mode), or this process's."""
+        if self._registry is None:
+            return MultiProcessCollector(None).collect()  # type: ignore[no-untyped-call,no-any-return]
+        return self._registry.collect()
+
     def drift_status(self) -> dict[str, DriftStatus]:
         """PSI per served version, over all workers (this process alone outside Gunicorn)."""
-        if self._registry is None:
-            return drift_status(MultiProcessCollector(None).collect())  # type: ignore[no-untyped-call]
-        return drift_status([*self.drift_rows.collect(), *self.drift_reference.collect()])
+        return drift_status(self.families())
 
     def render(self) -> tuple[bytes, str]:
         registry = self._registry if self._registry is not None else multiprocess_registry()

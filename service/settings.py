@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     FRAUD_BIND. A port of its own, as MLServer does: the load balancer forwards only the API
     port, so metrics reach scrapers inside the network and never the internet."""
 
+    emf_interval_s: float = Field(default=0.0, ge=0.0, le=3600.0)
+    """How often the Gunicorn master writes one CloudWatch Embedded Metric Format line to
+    stdout (reload failures, refusals, predictions, drift), for the awslogs driver to turn into
+    metrics with no agent; 0 (the default outside ECS) writes none. The task definition sets 60."""
+
+    emf_service: str = Field(default="fraud-api", min_length=1, max_length=250)
+    """The `Service` dimension of those metrics: the ECS service's name."""
+
     graceful_timeout_s: float = Field(default=20.0, gt=0.0, lt=30.0)
     """On SIGTERM, how long in-flight requests may take to finish (ECS waits 30 s). Gunicorn's
     graceful timeout and each Uvicorn worker's shutdown timeout both come from it."""

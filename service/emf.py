@@ -1,0 +1,133 @@
+"""The service's own figures for CloudWatch, as Embedded Metric Format (EMF) log lines.
+
+In ECS the awslogs driver sends stdout to CloudWatch Logs, which turns every JSON line with an
+`_aws` member into metrics: no agent, no PutMetricData permission, no extra process. The
+Gunicorn master writes one line every FRAUD_EMF_INTERVAL_S from the workers' multiprocess
+files (the same figures /metrics serves), so a task reports once, however many workers it has:
+
+    {"_aws": {"Timestamp": 1763780000000, "CloudWatchMetrics": [{"Namespace": "FraudScoring",
+      "Dimensions": [["Service"]], "Metrics": [{"Name": "ReloadFailures", "Unit": "Count"},
+      ...]}]}, "Service": "fraud-api", "ReloadFailures": 0, ..., "ScorePSI": 0.013,
+      "MaxInputPSI": 0.021, "MaxInputPSIFeature": "V14", "ModelVersion": "..."}
+
+Counts are per interval (deltas of the counters); PSI values are for the version the workers
+serve (the largest, should two be served mid-reload), present once live rows were counted.
+CloudFormation's alarms (infra/fraud-scoring.yaml) watch ReloadFailures and ScorePSI.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from prometheus_client.core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from ml.runtime.drift import SCORE
+from service.metrics import drift_status
+
+NAMESPACE = "FraudScoring"
+COUNTS = {  # EMF metric -> (Prometheus family, label filter)
+    "ReloadFailures": ("fraud_model_reloads", {"result": "failure"}),
+    "ModelRefusals": ("fraud_model_refusals", {}),
+    "Predictions": ("fraud_predictions", {}),
+}
+
+
+def _totals(families: Iterable[Metric]) -> tuple[dict[str, float], list[Metric]]:
+    kept = list(families)
+    totals = dict.fromkeys(COUNTS, 0.0)
+    for name, (family_name, wanted) in COUNTS.items():
+        for family in kept:
+            if family.name != family_name:
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_total") and all(
+                    sample.labels.get(k) == v for k, v in wanted.items()
+                ):
+                    totals[name] += sample.value
+    return totals, kept
+
+
+@dataclass
+class EmfReporter:
+    service: str
+    families: Callable[[], Iterable[Metric]]
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def document(self, now_ms: int | None = None) -> dict[str, Any]:
+        """One EMF document: counts since the previous one, and the served version's drift."""
+        totals, families = _totals(self.families())
+        values: dict[str, Any] = {}
+        for name, total in totals.items():
+            previous = self._last.get(name, 0.0)
+            values[name] = total - previous if total >= previous else total  # restarted
+        self._last = totals
+        properties: dict[str, Any] = {}
+        status = drift_status(families)
+        served = [(version, entry) for version, entry in status.items() if entry.live_rows]
+        if served:
+            version, entry = max(served, key=lambda item: item[1].psi.get(SCORE) or 0.0)
+            inputs = {k: v for k, v in entry.psi.items() if k != SCORE and v is not None}
+            if entry.psi.get(SCORE) is not None:
+                values["ScorePSI"] = entry.psi[SCORE]
+            if inputs:
+                feature = max(inputs, key=lambda k: inputs[k])
+                values["MaxInputPSI"] = inputs[feature]
+                properties["MaxInputPSIFeature"] = feature
+            values["DriftLiveRows"] = entry.live_rows
+            properties["ModelVersion"] = version
+        units = {"ScorePSI": "None", "MaxInputPSI": "None"}
+        return {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000) if now_ms is None else now_ms,
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": NAMESPACE,
+                        "Dimensions": [["Service"]],
+                        "Metrics": [
+                            {"Name": name, "Unit": units.get(name, "Count")} for name in values
+                        ],
+                    }
+                ],
+            },
+            "Service": self.service,
+            **values,
+            **properties,
+        }
+
+
+def emf_logger() -> logging.Logger:
+    """Raw JSON lines on stdout: an EMF document must be the whole log event."""
+    logger = logging.getLogger("fraud.emf")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+def start_emf_thread(service: str, interval_s: float) -> threading.Event:
+    """In the Gunicorn master: write a document every `interval_s`; set the event to stop."""
+    collector = MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+    reporter = EmfReporter(service, collector.collect)
+    logger = emf_logger()
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(interval_s):
+            try:
+                logger.info(orjson.dumps(reporter.document()).decode())
+            except (OSError, ValueError) as exc:  # a torn multiprocess file: say so, go on
+                logger.warning(orjson.dumps({"event": "emf_failed", "error": repr(exc)}).decode())
+
+    threading.Thread(target=run, name="emf", daemon=True).start()
+    return stop
