@@ -27,6 +27,7 @@ OUTPUTS = {
     "ADMIN_API_KEYS_SECRET_ARN": "AdminApiKeysSecretArn",
     "API_LOG_GROUP": "ApiLogGroupName",
     "TRUSTED_KEYS": "TrustedPublicKeys",
+    "SERVICE_NAME": "ServiceName",
 }
 PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
 

@@ -8,6 +8,7 @@ are checked against each other (names, ports, timings, roles)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -21,6 +22,8 @@ import yaml
 from botocore.validate import ParamValidator
 
 from infra.render_task_def import OUTPUTS, render
+from service.emf import NAMESPACE, EmfReporter
+from service.metrics import Metrics
 from service.settings import Settings
 from tests.support.processes import REPO
 
@@ -39,6 +42,7 @@ EXAMPLE_VALUES = {
     "ADMIN_API_KEYS_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:fraud/a-Gh",
     "API_LOG_GROUP": "/ecs/fraud-scoring-api",
     "TRUSTED_KEYS": "MCowBQYDK2VwAyEAZmFrZS1wdWJsaWMta2V5LTAwMDA=",
+    "SERVICE_NAME": "fraud-scoring-api",
     "AWS_REGION": REGION,
 }
 
@@ -188,6 +192,68 @@ def test_bucket_is_versioned_encrypted_private_and_tls_only() -> None:
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+ALARMS = {  # resource -> what it watches
+    "ErrorRateAlarm": "AWS/ApplicationELB 5xx per request",
+    "LatencyP99Alarm": "AWS/ApplicationELB TargetResponseTime",
+    "UnhealthyTasksAlarm": "AWS/ApplicationELB UnHealthyHostCount",
+    "ReloadFailuresAlarm": "FraudScoring ReloadFailures",
+    "ScoreDriftAlarm": "FraudScoring ScorePSI",
+    "InputDriftAlarm": "FraudScoring MaxInputPSI",
+}
+
+
+def resolve(value: Any, known: dict[str, Any]) -> Any:
+    """A template value with !Ref, !GetAtt and !Sub filled from `known`."""
+    if isinstance(value, list):
+        return [resolve(v, known) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"} or set(value) == {"GetAtt"}:
+        return known[next(iter(value.values()))]
+    if set(value) == {"Sub"}:
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str(known[m.group(1)]), value["Sub"])
+    return {k: resolve(v, known) for k, v in value.items()}
+
+
+def test_every_alarm_notifies_the_topic() -> None:
+    resources = template()
+    alarms = {k for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert alarms == set(ALARMS)
+    for name in alarms:
+        properties = resources[name]["Properties"]
+        assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert properties["OKActions"] == [{"Ref": "AlarmTopic"}], name
+        assert properties["TreatMissingData"] == "notBreaching", name  # no traffic: no alarm
+    assert resources["AlarmEmailSubscription"]["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+
+
+def test_the_service_alarms_watch_what_the_service_emits() -> None:
+    """Namespace, metric names and the Service dimension must be those of service/emf.py's
+    lines, and the task definitions must turn those lines on: otherwise the alarms watch
+    metrics that never exist and stay quiet forever."""
+    metrics = Metrics()
+    reporter = EmfReporter("fraud-scoring-api", metrics.families)
+    document = reporter.document()
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    emitted = {m["Name"] for m in directive["Metrics"]} | {"ScorePSI", "MaxInputPSI"}
+    resources = template()
+    for name in ("ReloadFailuresAlarm", "ScoreDriftAlarm", "InputDriftAlarm"):
+        properties = resources[name]["Properties"]
+        assert properties["Namespace"] == NAMESPACE
+        assert properties["MetricName"] in emitted
+        assert [d["Name"] for d in properties["Dimensions"]] == directive["Dimensions"][0]
+        assert properties["Dimensions"][0]["Value"] == {"GetAtt": "Service.Name"}
+    environment = {
+        e["name"]: e["value"] for e in task_definition()["containerDefinitions"][0]["environment"]
+    }
+    assert float(environment["FRAUD_EMF_INTERVAL_S"]) > 0
+    assert environment["FRAUD_EMF_SERVICE"] == EXAMPLE_VALUES["SERVICE_NAME"]
+    bootstrap = resources["BootstrapTaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    names = {e["Name"]: e["Value"] for e in bootstrap["Environment"]}
+    assert float(names["FRAUD_EMF_INTERVAL_S"]) > 0
+    assert names["FRAUD_EMF_SERVICE"] == {"Sub": "${ServiceName}-api"}  # = Service.Name
+
+
 def _actions(role: dict[str, Any]) -> set[str]:
     actions: set[str] = set()
     for policy in role["Properties"].get("Policies", []):
@@ -305,6 +371,26 @@ def test_the_stack_creates_in_moto(moto_endpoint: str) -> None:
         iam.get_role(RoleName=f"{name}-github-deploy")["Role"]["Arn"]
         == outputs["GitHubActionsRoleArn"]
     )
+
+    topics = client("sns").list_topics()["Topics"]
+    assert outputs["AlarmTopicArn"] in {t["TopicArn"] for t in topics}
+    # moto's CloudFormation skips AWS::CloudWatch::Alarm, so each alarm goes through the
+    # CloudWatch API itself: botocore checks its shape (metric math, extended statistics).
+    cloudwatch = client("cloudwatch")
+    known = {
+        "ServiceName": name,
+        "AlarmTopic": outputs["AlarmTopicArn"],
+        "LatencyP99ThresholdSeconds": 0.25,
+        "DriftPsiThreshold": 0.2,
+        "LoadBalancer.LoadBalancerFullName": f"app/{name}/50dc6c495c0c9188",
+        "TargetGroup.TargetGroupFullName": f"targetgroup/{name}/73e2d6bc24d8a067",
+        "Service.Name": outputs["ServiceName"],
+    }
+    for resource in ALARMS:
+        cloudwatch.put_metric_alarm(**resolve(template()[resource]["Properties"], known))
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix=name)["MetricAlarms"]
+    assert len(alarms) == len(ALARMS)
+    assert {tuple(a["AlarmActions"]) for a in alarms} == {(outputs["AlarmTopicArn"],)}
 
     # CI's path: fill task-def.json from these outputs, register it. moto does not create
     # Secrets Manager secrets from templates, so their ARNs are stand-ins here.
