@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 
 from ml.runtime.store import ArtifactStore, StoreTimeouts, open_store
 from service.auth import KeyRing
+from service.console import mount_console
 from service.coordination import PeerChannel
 from service.dataplane import DataPlane
 from service.direct import include_direct_routes
@@ -104,6 +105,7 @@ def create_app(
     install_contract(app, max_batch_rows=settings.max_batch_rows)
     app.include_router(router)
     include_direct_routes(app, scoring_router)
+    mount_console(app)
     # Added last, so outermost: request ids, guards and the access log cover direct routes too.
     app.add_middleware(
         RequestMiddleware,

@@ -8,12 +8,14 @@ and reloads. Routes authenticate, parse, call it and serialise; nothing here kno
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from ml.runtime.bundle import Explanation, ExplanationUnavailable, ModelBundle
+from ml.runtime.layout import HISTORY_PREFIX
+from ml.runtime.store import Pointer, StoreError, StoreUnavailable
 from service.drift import DriftMonitor
 from service.errors import Conflict, InvalidInput, PayloadTooLarge
 from service.metrics import Metrics
@@ -41,6 +43,8 @@ class BatchPredictions:
     base_value: float | None = None
     reasons: list[list[dict[str, Any]]] | None = None
 
+
+HISTORY_ENTRIES = 20  # what the console shows; `fraudctl history` prints them all
 
 # Explaining costs ~35 us a row (docs/performance.md): above this many rows (~17 ms) it moves to
 # a thread so the event loop keeps serving the single-row requests.
@@ -172,6 +176,25 @@ class DataPlane:
             "psi": status.psi if status else {},
             "levels": {"watch": 0.1, "drift": 0.2},
         }
+
+    async def promotion_history(self, limit: int = HISTORY_ENTRIES) -> dict[str, Any]:
+        """The store's latest promotions, rollbacks and migrations, newest first. A record
+        that does not parse (anyone who can write the bucket can write one) is counted, not
+        shown."""
+        return await asyncio.to_thread(self._read_history, limit)
+
+    def _read_history(self, limit: int) -> dict[str, Any]:
+        store = self.registry.store
+        keys = sorted(store.list_keys(HISTORY_PREFIX))[-limit:]
+        entries, unreadable = [], 0
+        for key in reversed(keys):
+            try:
+                entries.append(asdict(Pointer.from_json(store.get(key))))
+            except StoreUnavailable:
+                raise
+            except StoreError:
+                unreadable += 1
+        return {"entries": entries, "unreadable": unreadable}
 
     def model_card(self) -> dict[str, Any]:
         bundle = self.registry.require_bundle()

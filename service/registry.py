@@ -83,6 +83,10 @@ class ModelRegistry:
     def bundle(self) -> ModelBundle | None:
         return self._bundle
 
+    @property
+    def store(self) -> ArtifactStore:
+        return self._store
+
     def require_bundle(self) -> ModelBundle:
         bundle = self._bundle
         if bundle is None:

@@ -141,6 +141,17 @@ async def model(plane: DataPlaneDep) -> Response:
     return json_response(plane.model_card())
 
 
+@router.get(
+    "/model/history", dependencies=[PredictKey], responses=error_responses(401, 403, 502, 503)
+)
+async def model_history(plane: DataPlaneDep) -> Response:
+    """The latest 20 promotions, rollbacks and migrations, newest first."""
+    try:
+        return json_response(await plane.promotion_history())
+    except StoreError as exc:
+        raise load_failure(exc) from exc
+
+
 @router.get("/drift", dependencies=[PredictKey], responses=error_responses(401, 403, 503))
 async def drift(plane: DataPlaneDep) -> Response:
     """Population stability of the served model's inputs and score against its training rows,
@@ -175,6 +186,8 @@ async def index() -> Response:
                 "POST /predict": "one transaction (X-API-Key)",
                 "POST /predict/batch": "many transactions (X-API-Key)",
                 "GET /model": "the live model card (X-API-Key)",
+                "GET /model/history": "the latest promotions and rollbacks (X-API-Key)",
+                "GET /ui/": "the console: score, reasons, model card, drift",
                 "GET /drift": "input and score drift (PSI) of the live model (X-API-Key)",
                 "POST /reload": "follow production.json now (admin X-API-Key)",
                 "GET /health/live": "the process is up",
