@@ -12,7 +12,11 @@ bench/results/latest.json:
 - POST /predict/batch with 1000 rows: rows/s;
 - p99 and non-2xx at c=32 while promote + reload cycles run, against the steady p99;
 - cold start: process start to /health/ready 200 (median of 3), and to every worker loaded;
-- RSS of each worker.
+- RSS of each worker;
+- explanations: in-process (`bench.explain`: one row with `explain: 5`, p50/p99; 1,000 rows)
+  and over HTTP (/predict with explain 5 at c=1, /predict/batch of 1,000 rows with explain 5);
+- drift counting's cost: the same model served with and without its drift reference (two
+  servers, alternating rounds at c=32), and the console page's size.
 
 Bounded in time (about 2 minutes), 127.0.0.1 only; it stops what it started, by PID.
 
@@ -40,9 +44,12 @@ from typing import Any
 import boto3
 import numpy as np
 
+from bench.explain import console_bytes, explain_in_process
 from bench.loadgen import LoadResult, run_load, wrk_available
 from examples.client import FraudClient
 from ml.data import load_dataset
+from ml.runtime.bundle import load_bundle
+from ml.runtime.layout import MANIFEST_FILE
 from ml.runtime.s3_store import S3Store
 from ml.signing import generate_keys
 from ml.train import train_bundle
@@ -141,6 +148,13 @@ def reload_cycles(
         )
 
 
+def without_drift_reference(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The same bundle as a version made before drift monitoring: served, not counted."""
+    manifest = json.loads(files[MANIFEST_FILE])
+    manifest["drift_reference"] = None
+    return {**files, MANIFEST_FILE: json.dumps(manifest).encode()}
+
+
 def client_scoring(port: int, rows: list[list[float]]) -> float:
     """Rows/s through the typed client (examples/client.py), one caller: what a user's script
     sees, JSON encoding and the batching included."""
@@ -199,8 +213,14 @@ def main() -> None:
     row_features = data.X[int(np.flatnonzero(data.y == 1)[0])].tolist()
     predict_body = json.dumps({"features": row_features}).encode()
     batch_body = json.dumps({"transactions": data.X[:1000].tolist()}).encode()
+    explain_body = json.dumps({"features": row_features, "explain": 5}).encode()
+    explain_batch_body = json.dumps({"transactions": data.X[:1000].tolist(), "explain": 5}).encode()
 
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {
+        "explain_in_process": explain_in_process(load_bundle(bundles[0]), data.X),
+        "console_bytes": console_bytes(),
+    }
+    print(f"explanations in-process: {results['explain_in_process']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fraud-bench-") as tmp_name:
         tmp = Path(tmp_name)
         # Promotions sign bundles and the service trusts only signed ones, as in production.
@@ -213,6 +233,7 @@ def main() -> None:
         os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
         floor = None
         server = None
+        unmonitored = None
         try:
             bucket = f"bench-{uuid.uuid4().hex[:8]}"
             boto3.client("s3").create_bucket(Bucket=bucket)
@@ -255,6 +276,27 @@ def main() -> None:
             stop_process(floor)
             floor = None
 
+            # Drift counting's cost: the same model without its drift reference, side by side.
+            bare = S3Store(bucket, "fraud-unmonitored")
+            promote_files(bare, without_drift_reference(bundles[0]))
+            unmonitored = ServiceProcess(
+                tmp, env | {"FRAUD_STORE_URI": bare.uri}, python=args.serve_python
+            ).start()
+            unmonitored.wait_ready(60)
+            run_load(unmonitored.port, "/predict", predict_body, API_KEY, 32, 2)  # warm-up
+            drift_runs: dict[str, list[LoadResult]] = {"off": [], "on": []}
+            for _ in range(args.rounds):
+                for name, port in (("off", unmonitored.port), ("on", server.port)):
+                    drift_runs[name].append(
+                        run_load(port, "/predict", predict_body, API_KEY, 32, args.seconds)
+                    )
+            unmonitored.stop()
+            unmonitored = None
+
+            explain_one = run_load(server.port, "/predict", explain_body, API_KEY, 1, args.seconds)
+            explain_batch = run_load(
+                server.port, "/predict/batch", explain_batch_body, API_KEY, 2, args.seconds
+            )
             batch = run_load(server.port, "/predict/batch", batch_body, API_KEY, 2, args.seconds)
             client_rows_per_s = client_scoring(server.port, data.X.tolist())
             assert server.proc is not None
@@ -276,6 +318,8 @@ def main() -> None:
         finally:
             if server is not None:
                 server.stop()
+            if unmonitored is not None:
+                unmonitored.stop()
             if floor is not None:
                 stop_process(floor)
             stop_process(moto)
@@ -286,6 +330,10 @@ def main() -> None:
         table_row("ours /predict", ours[1]),
         table_row("ours /predict", ours[32]),
         table_row("ours /predict/batch (1000 rows)", [batch]),
+        table_row("ours /predict, explain 5", [explain_one]),
+        table_row("ours /predict/batch (1000 rows), explain 5", [explain_batch]),
+        table_row("ours /predict, no drift reference", drift_runs["off"]),
+        table_row("ours /predict, drift counted", drift_runs["on"]),
         table_row("ours /predict during reloads", [during]),
     ]
     steady_p99 = table[3]["p99_ms"]
@@ -307,6 +355,9 @@ def main() -> None:
         "ratio_ours_to_floor_c1": median_ratio(ours[1], floor_runs[1]),
         "ratios_by_round_c32": ratios(ours[32], floor_runs[32]),
         "batch_rows_per_s": round(batch.rps * 1000),
+        "explain_batch_rows_per_s": round(explain_batch.rps * 1000),
+        "drift_on_to_off_c32": median_ratio(drift_runs["on"], drift_runs["off"]),
+        "drift_ratios_by_round_c32": ratios(drift_runs["on"], drift_runs["off"]),
         "client_score_rows_per_s": round(client_rows_per_s),
         "reload": {
             "cycles": len(cycles),
@@ -343,6 +394,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         for r in results["table"]
     ]
     reload = results["reload"]
+    explained = results["explain_in_process"]
     lines += [
         "",
         "| figure | value |",
@@ -351,6 +403,16 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{results['ratio_ours_to_floor_c32']} "
         f"({', '.join(str(x) for x in results['ratios_by_round_c32'])}) |",
         f"| batch of 1000 rows | {results['batch_rows_per_s']:,} rows/s |",
+        f"| batch of 1000 rows with explain 5 (HTTP) | "
+        f"{results['explain_batch_rows_per_s']:,} rows/s |",
+        f"| explain 5, one row, in-process: p50 / p99 | "
+        f"{explained['one_row_explain5_p50_ms']} / {explained['one_row_explain5_p99_ms']} ms |",
+        f"| explain 5, 1000 rows, in-process | "
+        f"{explained['rows_1000_explain5_rows_per_s']:,} rows/s |",
+        f"| c=32 throughput, drift counted / not (median of {results['rounds']} rounds) | "
+        f"{results['drift_on_to_off_c32']} "
+        f"({', '.join(str(x) for x in results['drift_ratios_by_round_c32'])}) |",
+        f"| console page with its files | {results['console_bytes']['total']:,} bytes |",
         f"| client.score, 1 caller | {results['client_score_rows_per_s']:,} rows/s |",
         f"| during {reload['cycles']} promote + reload cycles: non-2xx | {reload['non_2xx']} |",
         f"| p99 during reloads / steady p99 | {reload['p99_ratio']} "

@@ -34,11 +34,20 @@ DEFAULT_BATCH_ROWS = 1000  # the service's default FRAUD_MAX_BATCH_ROWS
 
 
 @dataclass(frozen=True)
+class Reason:
+    feature: str
+    value: float
+    contribution: float  # log-odds, positive towards fraud
+
+
+@dataclass(frozen=True)
 class Prediction:
     fraud_probability: float
     is_fraud: bool
     threshold: float
     model_version: str
+    base_value: float | None = None  # with explain: log-odds before any input is known
+    reasons: tuple[Reason, ...] = ()  # with explain: the top inputs, largest first
 
 
 class FraudAPIError(Exception):
@@ -76,36 +85,22 @@ class FraudClient:
         self.backoff_s = backoff_s
         self.batch_rows = batch_rows
 
-    def predict(self, row: Row, threshold: float | None = None) -> Prediction:
-        body: dict[str, Any] = _one_row(row)
-        if threshold is not None:
-            body["threshold"] = threshold
+    def predict(self, row: Row, threshold: float | None = None, explain: int = 0) -> Prediction:
+        """One row's prediction; with `explain`, its top `explain` reasons too."""
+        body: dict[str, Any] = _one_row(row) | _options(threshold, explain)
         answer = self._send("POST", "/predict", body)
-        return Prediction(
-            answer["fraud_probability"],
-            answer["is_fraud"],
-            answer["threshold"],
-            answer["model_version"],
-        )
+        return _prediction(answer, answer)
 
-    def score(self, rows: Sequence[Row], threshold: float | None = None) -> list[Prediction]:
+    def score(
+        self, rows: Sequence[Row], threshold: float | None = None, explain: int = 0
+    ) -> list[Prediction]:
         """Every row's prediction, in order, sent `batch_rows` at a time."""
         predictions: list[Prediction] = []
         for start in range(0, len(rows), self.batch_rows):
             chunk = rows[start : start + self.batch_rows]
             body: dict[str, Any] = {"transactions": [_plain(row) for row in chunk]}
-            if threshold is not None:
-                body["threshold"] = threshold
-            answer = self._send("POST", "/predict/batch", body)
-            predictions += [
-                Prediction(
-                    p["fraud_probability"],
-                    p["is_fraud"],
-                    answer["threshold"],
-                    answer["model_version"],
-                )
-                for p in answer["predictions"]
-            ]
+            answer = self._send("POST", "/predict/batch", body | _options(threshold, explain))
+            predictions += [_prediction(p, answer) for p in answer["predictions"]]
         return predictions
 
     def model(self) -> dict[str, Any]:
@@ -150,6 +145,23 @@ class FraudClient:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _options(threshold: float | None, explain: int) -> dict[str, Any]:
+    options: dict[str, Any] = {} if threshold is None else {"threshold": threshold}
+    return options | ({"explain": explain} if explain else {})
+
+
+def _prediction(row: dict[str, Any], answer: dict[str, Any]) -> Prediction:
+    """One row's answer (`row`), with what the response says for all its rows (`answer`)."""
+    return Prediction(
+        row["fraud_probability"],
+        row["is_fraud"],
+        answer["threshold"],
+        answer["model_version"],
+        row.get("base_value"),
+        tuple(Reason(**r) for r in row.get("reasons", ())),
+    )
 
 
 def _plain(row: Row) -> list[float] | dict[str, float]:

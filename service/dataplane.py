@@ -46,9 +46,10 @@ class BatchPredictions:
 
 HISTORY_ENTRIES = 20  # what the console shows; `fraudctl history` prints them all
 
-# Explaining costs ~35 us a row (docs/performance.md): above this many rows (~17 ms) it moves to
-# a thread so the event loop keeps serving the single-row requests.
-EXPLAIN_THREAD_ROWS = 500
+# Explaining costs ~22 us a row in-process (docs/performance.md). Above this many rows (~45 ms)
+# it moves to a thread. Not lower: each thread hop left a worker ~15 MB larger (glibc's
+# per-thread arena), and a default-sized batch (1,000 rows) stays on the loop for ~25 ms.
+EXPLAIN_THREAD_ROWS = 2000
 
 # A batch this large leaves megabytes of freed parse buffers behind (1,000 rows: ~600 KB of JSON
 # as ~30,000 Python floats and their lists).

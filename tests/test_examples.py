@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import threading
 import time
@@ -38,6 +39,7 @@ def test_every_example_row_is_a_real_row_of_the_committed_sample() -> None:
         "one-named.json",
         "batch-mixed.json",
         "should-flag.json",
+        "should-flag-explained.json",
         "should-pass.json",
     }
     rows = committed_rows()
@@ -61,6 +63,30 @@ def test_every_example_body_is_answered_as_sent(service: ServiceProcess) -> None
     )
     assert flagged["is_fraud"] is True
     assert passed["is_fraud"] is False
+    _, explained = once(
+        service.port,
+        "POST",
+        "/predict",
+        (EXAMPLES / "should-flag-explained.json").read_bytes(),
+        auth,
+    )
+    sizes = [abs(r["contribution"]) for r in explained["reasons"]]
+    assert len(sizes) == 3
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_the_client_asks_for_reasons(service: ServiceProcess) -> None:
+    rows = list(read_rows(str(EXAMPLES / "batch-mixed.json")))
+    with FraudClient(f"http://127.0.0.1:{service.port}", API_KEY) as client:
+        one = client.predict(rows[1], explain=len(FEATURE_NAMES))
+        many = client.score(rows, explain=2)
+        plain = client.predict(rows[1])
+    assert one.base_value is not None
+    total = one.base_value + sum(r.contribution for r in one.reasons)
+    assert total == pytest.approx(math.log(one.fraud_probability / (1 - one.fraud_probability)))
+    assert [len(p.reasons) for p in many] == [2, 2, 2]
+    assert plain.reasons == ()
+    assert plain.base_value is None
 
 
 def test_the_client_scores_in_batches_and_keeps_row_order(service: ServiceProcess) -> None:

@@ -8,8 +8,8 @@ the contributions plus `base_value` are the row's log-odds):
   training cover counts. It is tabulated, not recursed: a leaf's share of each path feature
   depends only on which of its (at most `depth`) path splits the row goes right at, so every
   leaf gets a table of 2^depth patterns, computed once at load. A row then costs one comparison
-  per split, one table lookup per leaf and one matrix product (depth 4, 120 trees: ~1,500
-  leaves, a 190 KB table; see docs/performance.md for the speed).
+  per split, one table lookup per leaf and feature on its path, and one sum per input (depth 4,
+  120 trees: ~1,500 leaves, a 750 KB table; see docs/performance.md for the speed).
 - `LinearShap`, logistic regression: coefficient x standardised value, which is SHAP for a
   linear model on standardised inputs (their training mean is 0).
 
@@ -33,7 +33,9 @@ MAX_TABULATED_DEPTH = 10
 # Tabulating holds (leaves, patterns, depth, quadrature nodes) float64 values for a moment:
 # 8M is 64 MB. Today's model needs 0.3M; a bundle asking for more gets no explainer.
 MAX_TABLE_VALUES = 8_000_000
-CHUNK_ROWS = 128  # rows per table lookup: keeps the (rows, leaves, depth) gather near 2 MB
+# Rows per table lookup. Measured on 1,000 rows (2 vCPU EPYC, one thread): 8 rows 27k rows/s,
+# 32 42k, 48 46k, 96 43k, 128 14k (its ~5 MB index and share arrays fall off a cliff).
+CHUNK_ROWS = 48
 
 
 class Explainer(Protocol):
@@ -100,14 +102,18 @@ class TreeShap:
         self._inner_threshold = model.threshold[inner]
         self._inner_missing_right = model.missing_right[inner]
         self._path_col = path_col
-        self._table = _tabulate(values, went_right, zero_fraction, slot_feature)
-        self._leaf_base = (np.arange(n_leaves, dtype=np.intp) << depth)[None, :]
-        # (leaf slots, raw inputs): where each slot's share goes; padding goes nowhere.
-        model_to_raw = fold_matrix()
-        slot_fold = np.zeros((n_leaves * depth, len(FEATURE_NAMES)), dtype=np.float64)
-        used = slot_feature.ravel() >= 0
-        slot_fold[used] = model_to_raw[slot_feature.ravel()[used]]
-        self._slot_fold = slot_fold
+        table, player = _tabulate(values, went_right, zero_fraction, slot_feature)
+        self._table = table.ravel()  # row `(leaf << depth | pattern) * depth + slot`
+        # Only slots that hold a player can have a share: take those, ordered by the raw input
+        # they fold onto, so one `np.add.reduceat` sums each input's shares.
+        raw_of = fold_matrix().argmax(axis=1)  # model input -> raw input
+        leaf_of, slot_of = np.nonzero(player >= 0)
+        raw = raw_of[player[leaf_of, slot_of]]
+        order = np.argsort(raw, kind="stable")
+        leaf_of, slot_of, raw = leaf_of[order], slot_of[order], raw[order]
+        self._share_leaf = leaf_of
+        self._share_offset = ((leaf_of << depth) * depth + slot_of).astype(np.intp)
+        self._raw_inputs, self._raw_starts = np.unique(raw, return_index=True)
         # E[f] under the cover weights: each leaf's value times its share of the training rows.
         self._base = model.baseline + float(values @ zero_fraction.prod(axis=1))
 
@@ -130,11 +136,13 @@ class TreeShap:
         if np.isnan(x).any():  # as in TreeEnsemble.raw: NaN goes where scikit-learn sends it
             taken |= np.isnan(x) & self._inner_missing_right
         right[:, :-1] = taken
-        pattern = self._leaf_base + right[:, self._path_col[:, 0]]
+        pattern = right[:, self._path_col[:, 0]]  # (rows, leaves): where each row turned
         for slot in range(1, self._depth):
             pattern += right[:, self._path_col[:, slot]] << slot
-        shares = self._table[pattern]  # (rows, leaves, depth)
-        folded: np.ndarray = shares.reshape(n, -1) @ self._slot_fold
+        index = pattern[:, self._share_leaf] * self._depth + self._share_offset
+        shares = self._table[index]  # (rows, player slots), grouped by raw input
+        folded = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float64)
+        folded[:, self._raw_inputs] = np.add.reduceat(shares, self._raw_starts, axis=1)
         return folded
 
 
@@ -166,7 +174,7 @@ def _leaf_paths(model: TreeEnsemble) -> list[tuple[int, list[tuple[int, bool]]]]
 
 def _tabulate(
     values: np.ndarray, went_right: np.ndarray, zero_fraction: np.ndarray, slot_feature: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Each leaf's SHAP shares for every pattern of right turns at its path splits.
 
     For a leaf of value v whose path holds the distinct features U, with z_j the fraction of the
@@ -179,7 +187,8 @@ def _tabulate(
     a polynomial of degree < depth in t, which Gauss-Legendre quadrature with depth // 2 + 1
     nodes integrates exactly. A feature split on twice in a path is one player (its z and o are
     the products over its splits); its share goes to its first slot. Returns a
-    (leaves * 2^depth, depth) table, row `leaf << depth | pattern`.
+    (leaves * 2^depth, depth) table, row `leaf << depth | pattern`, and each slot's player: the
+    model input it holds the share of, or -1 (padding, or a repeat merged into an earlier slot).
     """
     n_leaves, depth = went_right.shape
     player = slot_feature.copy()  # -1: padding, or a repeat merged into an earlier slot
@@ -207,4 +216,4 @@ def _tabulate(
     others = factor.prod(axis=2, keepdims=True) / factor  # prod over j != i; factor > 0
     integral = (others * w).sum(axis=3)
     table = values[:, None, None] * (one - zero) * integral
-    return np.ascontiguousarray(table.reshape(n_leaves * patterns, depth))
+    return np.ascontiguousarray(table.reshape(n_leaves * patterns, depth)), player
