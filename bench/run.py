@@ -68,6 +68,19 @@ REPO = Path(__file__).resolve().parent.parent
 API_KEY, ADMIN_KEY = "bench-key", "bench-admin"
 
 
+def workers_cpu_s(master_pid: int) -> float:
+    """User + system CPU seconds of a Gunicorn master's workers so far."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == master_pid:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def worker_rss_mb(master_pid: int) -> list[float]:
     sizes = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -233,7 +246,7 @@ def main() -> None:
         os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
         floor = None
         server = None
-        unmonitored = None
+        variants: dict[str, ServiceProcess] = {}
         try:
             bucket = f"bench-{uuid.uuid4().hex[:8]}"
             boto3.client("s3").create_bucket(Bucket=bucket)
@@ -276,22 +289,34 @@ def main() -> None:
             stop_process(floor)
             floor = None
 
-            # Drift counting's cost: the same model without its drift reference, side by side.
+            # Drift counting's cost: two fresh servers, the same model with and without its
+            # drift reference, in alternating rounds; rates, and the workers' CPU per request
+            # (steadier than rates: the load generator's share of the cores drops out).
             bare = S3Store(bucket, "fraud-unmonitored")
             promote_files(bare, without_drift_reference(bundles[0]))
-            unmonitored = ServiceProcess(
-                tmp, env | {"FRAUD_STORE_URI": bare.uri}, python=args.serve_python
-            ).start()
-            unmonitored.wait_ready(60)
-            run_load(unmonitored.port, "/predict", predict_body, API_KEY, 32, 2)  # warm-up
+            for variant_store, name in ((bare, "off"), (store, "on")):
+                variants[name] = ServiceProcess(
+                    tmp, env | {"FRAUD_STORE_URI": variant_store.uri}, python=args.serve_python
+                ).start()
             drift_runs: dict[str, list[LoadResult]] = {"off": [], "on": []}
+            drift_cpu: dict[str, list[float]] = {"off": [], "on": []}
+            for variant in variants.values():
+                variant.wait_ready(60)
+                run_load(variant.port, "/predict", predict_body, API_KEY, 32, 2)  # warm-up
             for _ in range(args.rounds):
-                for name, port in (("off", unmonitored.port), ("on", server.port)):
-                    drift_runs[name].append(
-                        run_load(port, "/predict", predict_body, API_KEY, 32, args.seconds)
+                for name, variant in variants.items():
+                    assert variant.proc is not None
+                    before = workers_cpu_s(variant.proc.pid)
+                    run = run_load(
+                        variant.port, "/predict", predict_body, API_KEY, 32, args.seconds
                     )
-            unmonitored.stop()
-            unmonitored = None
+                    drift_runs[name].append(run)
+                    drift_cpu[name].append(
+                        (workers_cpu_s(variant.proc.pid) - before) / run.requests * 1e6
+                    )
+            for variant in variants.values():
+                variant.stop()
+            variants.clear()
 
             explain_one = run_load(server.port, "/predict", explain_body, API_KEY, 1, args.seconds)
             explain_batch = run_load(
@@ -318,8 +343,8 @@ def main() -> None:
         finally:
             if server is not None:
                 server.stop()
-            if unmonitored is not None:
-                unmonitored.stop()
+            for variant in variants.values():
+                variant.stop()
             if floor is not None:
                 stop_process(floor)
             stop_process(moto)
@@ -358,6 +383,12 @@ def main() -> None:
         "explain_batch_rows_per_s": round(explain_batch.rps * 1000),
         "drift_on_to_off_c32": median_ratio(drift_runs["on"], drift_runs["off"]),
         "drift_ratios_by_round_c32": ratios(drift_runs["on"], drift_runs["off"]),
+        "drift_worker_cpu_us_per_request": {
+            name: [round(x, 1) for x in values] for name, values in drift_cpu.items()
+        },
+        "drift_cpu_on_to_off": round(
+            statistics.median(drift_cpu["on"]) / statistics.median(drift_cpu["off"]), 3
+        ),
         "client_score_rows_per_s": round(client_rows_per_s),
         "reload": {
             "cycles": len(cycles),
@@ -412,6 +443,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"| c=32 throughput, drift counted / not (median of {results['rounds']} rounds) | "
         f"{results['drift_on_to_off_c32']} "
         f"({', '.join(str(x) for x in results['drift_ratios_by_round_c32'])}) |",
+        f"| worker CPU per request, drift counted / not | {results['drift_cpu_on_to_off']} "
+        f"({statistics.median(results['drift_worker_cpu_us_per_request']['on']):.1f} / "
+        f"{statistics.median(results['drift_worker_cpu_us_per_request']['off']):.1f} us) |",
         f"| console page with its files | {results['console_bytes']['total']:,} bytes |",
         f"| client.score, 1 caller | {results['client_score_rows_per_s']:,} rows/s |",
         f"| during {reload['cycles']} promote + reload cycles: non-2xx | {reload['non_2xx']} |",

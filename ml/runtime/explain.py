@@ -19,6 +19,7 @@ time of day's sine and cosine onto Time (`ml.runtime.features.OUTPUT_SOURCES`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import numpy as np
@@ -123,27 +124,65 @@ class TreeShap:
 
     def contributions(self, model_inputs: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(model_inputs, dtype=np.float64)
-        out = np.empty((X.shape[0], len(FEATURE_NAMES)), dtype=np.float64)
-        for start in range(0, X.shape[0], CHUNK_ROWS):
-            out[start : start + CHUNK_ROWS] = self._chunk(X[start : start + CHUNK_ROWS])
+        n = X.shape[0]
+        out = np.empty((n, len(FEATURE_NAMES)), dtype=np.float64)
+        work = _Work.allocate(
+            min(n, CHUNK_ROWS), self._inner_feature.size, self._n_leaves, self._share_leaf.size
+        )
+        for start in range(0, n, CHUNK_ROWS):
+            chunk = X[start : start + CHUNK_ROWS]
+            self._chunk(chunk, work.sized(chunk.shape[0]), out[start : start + chunk.shape[0]])
         return out
 
-    def _chunk(self, X: np.ndarray) -> np.ndarray:
-        n = X.shape[0]
-        x = X[:, self._inner_feature]
-        right = np.zeros((n, self._inner_feature.size + 1), dtype=np.intp)
-        taken = x > self._inner_threshold
-        if np.isnan(x).any():  # as in TreeEnsemble.raw: NaN goes where scikit-learn sends it
-            taken |= np.isnan(x) & self._inner_missing_right
-        right[:, :-1] = taken
-        pattern = right[:, self._path_col[:, 0]]  # (rows, leaves): where each row turned
+    def _chunk(self, X: np.ndarray, work: _Work, out: np.ndarray) -> None:
+        """Every step writes into `work`'s buffers: allocating them per chunk cost more than
+        the arithmetic (page faults on each fresh array: 86 ms for 1,000 rows in the service,
+        against ~25 ms with buffers made once per call)."""
+        np.take(X, self._inner_feature, axis=1, out=work.inputs)
+        np.greater(work.inputs, self._inner_threshold, out=work.right[:, :-1])
+        if np.isnan(work.inputs).any():  # as in TreeEnsemble.raw: NaN where scikit-learn sends it
+            missing = np.isnan(work.inputs) & self._inner_missing_right
+            work.right[:, :-1] |= missing
+        np.take(work.right, self._path_col[:, 0], axis=1, out=work.pattern)  # where rows turned
         for slot in range(1, self._depth):
-            pattern += right[:, self._path_col[:, slot]] << slot
-        index = pattern[:, self._share_leaf] * self._depth + self._share_offset
-        shares = self._table[index]  # (rows, player slots), grouped by raw input
-        folded = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float64)
-        folded[:, self._raw_inputs] = np.add.reduceat(shares, self._raw_starts, axis=1)
-        return folded
+            np.take(work.right, self._path_col[:, slot], axis=1, out=work.turn)
+            np.left_shift(work.turn, slot, out=work.turn)
+            np.add(work.pattern, work.turn, out=work.pattern)
+        np.take(work.pattern, self._share_leaf, axis=1, out=work.index)
+        np.multiply(work.index, self._depth, out=work.index)
+        np.add(work.index, self._share_offset, out=work.index)
+        np.take(self._table, work.index, out=work.shares)  # player slots, grouped by raw input
+        out[:] = 0.0
+        out[:, self._raw_inputs] = np.add.reduceat(work.shares, self._raw_starts, axis=1)
+
+
+@dataclass(frozen=True)
+class _Work:
+    """Buffers for one `contributions` call, reused by each of its chunks."""
+
+    inputs: np.ndarray  # float64 (rows, splits): each split's input value
+    right: np.ndarray  # intp (rows, splits + 1): 1 where the row goes right; last column 0
+    pattern: np.ndarray  # intp (rows, leaves)
+    turn: np.ndarray  # intp (rows, leaves)
+    index: np.ndarray  # intp (rows, player slots)
+    shares: np.ndarray  # float64 (rows, player slots)
+
+    @classmethod
+    def allocate(cls, rows: int, splits: int, leaves: int, slots: int) -> _Work:
+        return cls(
+            inputs=np.empty((rows, splits)),
+            right=np.zeros((rows, splits + 1), dtype=np.intp),
+            pattern=np.empty((rows, leaves), dtype=np.intp),
+            turn=np.empty((rows, leaves), dtype=np.intp),
+            index=np.empty((rows, slots), dtype=np.intp),
+            shares=np.empty((rows, slots)),
+        )
+
+    def sized(self, rows: int) -> _Work:
+        """The first `rows` rows of each buffer (the last chunk may be shorter)."""
+        if rows == self.inputs.shape[0]:
+            return self
+        return _Work(*(getattr(self, f.name)[:rows] for f in fields(self)))
 
 
 def explainer_for(model: Scorer) -> Explainer:
