@@ -34,6 +34,8 @@ MAX_TABULATED_DEPTH = 10
 # Tabulating holds (leaves, patterns, depth, quadrature nodes) float64 values for a moment:
 # 8M is 64 MB. Today's model needs 0.3M; a bundle asking for more gets no explainer.
 MAX_TABLE_VALUES = 8_000_000
+TABULATE_LEAVES = 32  # leaves tabulated together: ~50 KB temporaries at depth 4
+
 # Rows per table lookup. Measured on 1,000 rows (2 vCPU EPYC, one thread): 8 rows 27k rows/s,
 # 32 42k, 48 46k, 96 43k, 128 14k (its ~5 MB index and share arrays fall off a cliff).
 CHUNK_ROWS = 48
@@ -74,37 +76,40 @@ class TreeShap:
             raise SpecError("model.npz has no cover counts: this bundle cannot be explained")
         if model.depth > MAX_TABULATED_DEPTH:
             raise SpecError(f"trees of depth {model.depth} > {MAX_TABULATED_DEPTH}")
-        paths = _leaf_paths(model)
         depth = max(model.depth, 1)
-        n_leaves = len(paths)
+        leaves, path_node, went_right = _leaf_paths(model, depth)
+        n_leaves = leaves.size
         if n_leaves * (1 << depth) * depth * (depth // 2 + 1) > MAX_TABLE_VALUES:
             raise SpecError(f"{n_leaves} leaves of depth {depth}: too large to tabulate")
         self._depth = depth
         self._n_leaves = n_leaves
-        # Each leaf's path, padded to `depth` with a neutral split (z = 1, never taken right).
-        inner = np.unique([node for _, path in paths for node, _ in path]).astype(np.intp)
-        column = {int(node): i for i, node in enumerate(inner)}
-        pad = inner.size  # the all-False column of the split matrix
-        path_col = np.full((n_leaves, depth), pad, dtype=np.intp)
-        went_right = np.zeros((n_leaves, depth), dtype=bool)
-        zero_fraction = np.ones((n_leaves, depth), dtype=np.float64)
-        slot_feature = np.full((n_leaves, depth), -1, dtype=np.intp)
-        values = np.empty(n_leaves, dtype=np.float64)
-        cover = model.cover
-        for leaf_index, (leaf, path) in enumerate(paths):
-            values[leaf_index] = model.value[leaf]
-            for slot, (node, right) in enumerate(path):
-                child = model.children[2 * node + int(right)]
-                path_col[leaf_index, slot] = column[node]
-                went_right[leaf_index, slot] = right
-                zero_fraction[leaf_index, slot] = cover[child] / cover[node]
-                slot_feature[leaf_index, slot] = model.feature[node]
+        # Paths are padded to `depth` with a neutral split: z = 1, never taken right, no player.
+        on_path = path_node >= 0
+        inner, column = np.unique(path_node[on_path], return_inverse=True)
+        path_col = np.full((n_leaves, depth), inner.size, dtype=np.intp)  # the all-False column
+        path_col[on_path] = column
+        node = np.where(on_path, path_node, 0)
+        child = model.children[2 * node + went_right]
+        zero_fraction = np.where(on_path, model.cover[child] / model.cover[node], 1.0)
+        slot_feature = np.where(on_path, model.feature[node], -1)
+        values = model.value[leaves]
         self._inner_feature = model.feature[inner]
         self._inner_threshold = model.threshold[inner]
         self._inner_missing_right = model.missing_right[inner]
         self._path_col = path_col
-        table, player = _tabulate(values, went_right, zero_fraction, slot_feature)
-        self._table = table.ravel()  # row `(leaf << depth | pattern) * depth + slot`
+        # A few leaves at a time: tabulating all at once held ~6 MB of temporaries, and the
+        # worker kept ~2.5 MB of it after they were freed (heap fragments).
+        table = np.empty((n_leaves << depth) * depth)  # `(leaf << depth | pattern) * depth + slot`
+        player = np.empty((n_leaves, depth), dtype=np.intp)
+        for first in range(0, n_leaves, TABULATE_LEAVES):
+            part = slice(first, first + TABULATE_LEAVES)
+            part_table, player[part] = _tabulate(
+                values[part], went_right[part], zero_fraction[part], slot_feature[part]
+            )
+            table[(first << depth) * depth : ((first << depth) * depth) + part_table.size] = (
+                part_table.ravel()
+            )
+        self._table = table
         # Only slots that hold a player can have a share: take those, ordered by the raw input
         # they fold onto, so one `np.add.reduceat` sums each input's shares.
         raw_of = fold_matrix().argmax(axis=1)  # model input -> raw input
@@ -194,21 +199,52 @@ def explainer_for(model: Scorer) -> Explainer:
     raise SpecError(f"no explainer for model kind {model.kind!r}")
 
 
-def _leaf_paths(model: TreeEnsemble) -> list[tuple[int, list[tuple[int, bool]]]]:
-    """(leaf, [(split node, went right), ...] from the root) for every leaf of every tree."""
-    paths: list[tuple[int, list[tuple[int, bool]]]] = []
-    children = model.children
-    for root in model.roots.tolist():
-        stack: list[tuple[int, list[tuple[int, bool]]]] = [(root, [])]
-        while stack:
-            node, path = stack.pop()
-            left, right = int(children[2 * node]), int(children[2 * node + 1])
-            if left == node and right == node:
-                paths.append((node, path))
-                continue
-            stack.append((right, [*path, (node, True)]))
-            stack.append((left, [*path, (node, False)]))
-    return paths
+def _leaf_paths(model: TreeEnsemble, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every leaf reachable from a root; for each, the splits above it (leaf first, -1 past
+    the root) and whether the path went right at each. The order of a path's splits does not
+    matter to TreeSHAP. Array work only: a loop building per-leaf Python lists left ~2 MB of
+    heap behind in the worker."""
+    n = model.feature.size
+    own = np.arange(n)
+    left, right = model.children[0::2], model.children[1::2]
+    inner = (left != own) | (right != own)
+    parent = np.full(n, -1, dtype=np.intp)
+    parent[left[inner]] = own[inner]
+    parent[right[inner]] = own[inner]
+    is_right = np.zeros(n, dtype=bool)
+    is_right[right[inner]] = True
+    reached = frontier = np.unique(model.roots)
+    for _ in range(depth):
+        frontier = np.setdiff1d(np.concatenate([left[frontier], right[frontier]]), reached)
+        reached = np.union1d(reached, frontier)
+    leaves = reached[~inner[reached]]
+    path_node = np.full((leaves.size, depth), -1, dtype=np.intp)
+    went_right = np.zeros((leaves.size, depth), dtype=np.intp)
+    below = leaves.copy()  # each path's node just under the split being filled in
+    for slot in range(depth):
+        above = np.where(below >= 0, parent[np.maximum(below, 0)], -1)
+        path_node[:, slot] = above
+        went_right[:, slot] = (above >= 0) & is_right[np.maximum(below, 0)]
+        below = above
+    return leaves, path_node, went_right
+
+
+def _gauss_legendre_01(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of n-point Gauss-Legendre quadrature on [0, 1], by Newton's method on
+    the Legendre polynomial P_n. `np.polynomial.legendre.leggauss` gives the same to 1e-15, but
+    importing numpy.polynomial (and the LAPACK call it makes) cost each worker 1.2 MB."""
+    x = np.cos(np.pi * (np.arange(1, n + 1) - 0.25) / (n + 0.5))  # close to the roots
+    for _ in range(100):
+        before, value = np.ones_like(x), x.copy()  # P_0, P_1; then up to P_(n-1), P_n
+        for k in range(2, n + 1):
+            before, value = value, ((2 * k - 1) * x * value - (k - 1) * before) / k
+        slope = n * (x * value - before) / (x * x - 1.0)
+        step = value / slope
+        x = x - step
+        if np.max(np.abs(step)) < 1e-15:
+            break
+    weights = 2.0 / ((1.0 - x * x) * slope * slope)
+    return (x + 1.0) / 2.0, weights / 2.0
 
 
 def _tabulate(
@@ -248,9 +284,7 @@ def _tabulate(
             one[same, :, later] = 1.0
             zero[same, :, later] = 1.0
             player[same, later] = -1
-    nodes, weights = np.polynomial.legendre.leggauss(depth // 2 + 1)
-    t = (nodes + 1.0) / 2.0
-    w = weights / 2.0
+    t, w = _gauss_legendre_01(depth // 2 + 1)
     factor = t * one[..., None] + (1.0 - t) * zero[..., None]  # (leaves, patterns, slots, q)
     others = factor.prod(axis=2, keepdims=True) / factor  # prod over j != i; factor > 0
     integral = (others * w).sum(axis=3)

@@ -19,7 +19,7 @@ from ml.runtime.bundle import (
     _verify_canary,
     load_bundle,
 )
-from ml.runtime.explain import LinearShap, TreeShap, fold_matrix
+from ml.runtime.explain import LinearShap, TreeShap, _gauss_legendre_01, fold_matrix
 from ml.runtime.layout import AUDIT_MODEL_FILE, AUDIT_PREPROCESSOR_FILE, MODEL_FILE
 from ml.runtime.schema import FEATURE_NAMES
 from ml.runtime.scoring import LinearModel, TreeEnsemble
@@ -153,3 +153,12 @@ def test_trees_too_deep_to_tabulate_get_no_explainer(bundle_files: dict[str, byt
     deep = TreeEnsemble(**{**model.__dict__, "depth": 11})
     with pytest.raises(ValueError, match="depth 11 > 10"):
         TreeShap(deep)
+
+
+@pytest.mark.parametrize("n", range(1, 7))
+def test_the_quadrature_is_numpys_gauss_legendre_on_0_1(n: int) -> None:
+    nodes, weights = _gauss_legendre_01(n)
+    reference_nodes, reference_weights = np.polynomial.legendre.leggauss(n)
+    order = np.argsort(nodes)
+    assert np.allclose(nodes[order], (reference_nodes + 1) / 2, rtol=0, atol=1e-14)
+    assert np.allclose(weights[order], reference_weights / 2, rtol=0, atol=1e-14)
