@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ml.runtime.bundle import Explanation, ExplanationUnavailable, ModelBundle
+from ml.runtime.drift import MIN_LIVE_ROWS
 from ml.runtime.layout import HISTORY_PREFIX
 from ml.runtime.store import Pointer, StoreError, StoreUnavailable
 from service.drift import DriftMonitor
@@ -176,6 +177,7 @@ class DataPlane:
             "reference_rows": bundle.drift_reference.rows if bundle.drift_reference else None,
             "psi": status.psi if status else {},
             "levels": {"watch": 0.1, "drift": 0.2},
+            "min_live_rows": MIN_LIVE_ROWS,  # fewer: PSI is mostly sampling noise
         }
 
     async def promotion_history(self, limit: int = HISTORY_ENTRIES) -> dict[str, Any]:

@@ -11,7 +11,8 @@ files (the same figures /metrics serves), so a task reports once, however many w
       "MaxInputPSI": 0.021, "MaxInputPSIFeature": "V14", "ModelVersion": "..."}
 
 Counts are per interval (deltas of the counters); PSI values are for the version the workers
-serve (the largest, should two be served mid-reload), present once live rows were counted.
+serve (the largest, should two be served mid-reload), present once 1,000 live rows were counted
+(`ml.runtime.drift.MIN_LIVE_ROWS`: fewer is sampling noise).
 CloudFormation's alarms (infra/fraud-scoring.yaml) watch ReloadFailures and ScorePSI.
 """
 
@@ -29,7 +30,7 @@ import orjson
 from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ml.runtime.drift import SCORE
+from ml.runtime.drift import MIN_LIVE_ROWS, SCORE
 from service.metrics import drift_status
 
 NAMESPACE = "FraudScoring"
@@ -71,7 +72,8 @@ class EmfReporter:
         self._last = totals
         properties: dict[str, Any] = {}
         status = drift_status(families)
-        served = [(version, entry) for version, entry in status.items() if entry.live_rows]
+        # PSI over a few rows (just after a deploy or a reload) is noise, not drift: leave it out.
+        served = [(v, entry) for v, entry in status.items() if entry.live_rows >= MIN_LIVE_ROWS]
         if served:
             version, entry = max(served, key=lambda item: item[1].psi.get(SCORE) or 0.0)
             inputs = {k: v for k, v in entry.psi.items() if k != SCORE and v is not None}

@@ -31,6 +31,9 @@ EDGES = BINS - 1
 _TIME = FEATURE_NAMES.index("Time")
 # An empty bin on either side would make ln(live / reference) infinite: count it as this share.
 EMPTY_SHARE = 1e-4
+# Below this many live rows PSI is mostly sampling noise (about (BINS - 1) / rows for rows drawn
+# from the reference itself: 0.09 at 100 rows, 0.009 at 1,000), so alarms do not act on it.
+MIN_LIVE_ROWS = 1000
 
 
 def tracked_values(rows: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

@@ -152,10 +152,12 @@ async function loadDrift() {
   try {
     const report = await call("GET", "/drift");
     const psi = Object.entries(report.psi).filter(([, v]) => v !== null);
+    const tooFew = report.live_rows < report.min_live_rows
+      ? ` Fewer than ${report.min_live_rows} live rows: mostly sampling noise so far.` : "";
     $("drift-summary").textContent = report.monitored
       ? `PSI against ${report.reference_rows} training rows, over ${report.live_rows} live rows ` +
         `(all workers). Above ${report.levels.watch}: worth a look; above ` +
-        `${report.levels.drift}: drift.`
+        `${report.levels.drift}: drift.${tooFew}`
       : `Model ${report.model_version} carries no drift reference.`;
     psi.sort((a, b) => b[1] - a[1]);
     bars($("drift-bars"), psi.map(([name, value]) => ({

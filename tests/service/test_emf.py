@@ -12,13 +12,15 @@ import jsonschema
 import numpy as np
 import pytest
 
+from ml.data import load_dataset
 from ml.runtime.bundle import load_bundle
-from ml.runtime.drift import BINS, TRACKED
+from ml.runtime.drift import BINS, MIN_LIVE_ROWS, TRACKED
 from ml.runtime.s3_store import S3Store
 from service.emf import NAMESPACE, EmfReporter
 from service.metrics import Metrics
 from tests.support.app import ADMIN, AUTH
 from tests.support.bundles import promote_files
+from tests.support.processes import EVAL_DATA
 from tests.support.server import PREDICT_BODY, once, server_env, serving
 
 # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
@@ -138,19 +140,26 @@ def test_a_document_counts_since_the_last_and_reports_drift(
     metrics.reloads.labels("poll", "failure").inc()
     metrics.reloads.labels("api", "success").inc()
     counts = np.zeros((len(TRACKED), BINS), dtype=np.int64)
-    counts[:, 9] = 50  # every series in its top bin: far from the reference's tenth
+    counts[:, 9] = MIN_LIVE_ROWS - 1  # every series in its top bin: far from the reference
+    metrics.count_drift(bundle.version, counts)
+    too_few = reporter.document()
+    check_emf(too_few)
+    assert too_few["Predictions"] == 3
+    assert too_few["ReloadFailures"] == 2
+    assert "ScorePSI" not in too_few  # 999 rows: too few to speak of drift
+    counts[:] = 0
+    counts[:, 9] = 1
     metrics.count_drift(bundle.version, counts)
 
     second = reporter.document()
     check_emf(second)
-    assert second["Predictions"] == 3
-    assert second["ReloadFailures"] == 2
+    assert second["Predictions"] == 0  # each counted once, by the document before
+    assert second["ReloadFailures"] == 0
     assert second["ScorePSI"] > 0.2
     assert second["MaxInputPSI"] > 0.2
     assert second["MaxInputPSIFeature"] in TRACKED
-    assert second["DriftLiveRows"] == 50
+    assert second["DriftLiveRows"] == MIN_LIVE_ROWS
     assert second["ModelVersion"] == bundle.version
-    assert reporter.document()["ReloadFailures"] == 0  # counted once
 
 
 def test_the_gunicorn_master_writes_emf_lines_cloudwatch_accepts(
@@ -164,6 +173,9 @@ def test_the_gunicorn_master_writes_emf_lines_cloudwatch_accepts(
     with serving(tmp_path, env) as server:
         for _ in range(20):
             assert once(server.port, "POST", "/predict", PREDICT_BODY, AUTH)[0] == 200
+        rows = load_dataset(EVAL_DATA).X[:MIN_LIVE_ROWS].tolist()
+        batch = json.dumps({"transactions": rows}).encode()
+        assert once(server.port, "POST", "/predict/batch", batch, AUTH)[0] == 200
         promote_files(s3_store, bundle_files, sign=False)  # refused: a reload failure
         assert once(server.port, "POST", "/reload", headers=ADMIN)[0] == 502
         deadline = time.monotonic() + 15.0
@@ -173,7 +185,12 @@ def test_the_gunicorn_master_writes_emf_lines_cloudwatch_accepts(
             ]
             failures = sum(d["ReloadFailures"] for d in documents)
             predictions = sum(d["Predictions"] for d in documents)
-            if failures >= 1 and predictions == 20 and any("ScorePSI" in d for d in documents):
+            expected = 20 + MIN_LIVE_ROWS
+            if (
+                failures >= 1
+                and predictions == expected
+                and any("ScorePSI" in d for d in documents)
+            ):
                 break
             assert time.monotonic() < deadline, documents[-3:]
             time.sleep(0.2)
