@@ -44,7 +44,7 @@ from typing import Any
 import boto3
 import numpy as np
 
-from bench.explain import console_bytes, explain_in_process
+from bench.explain import console_bytes, drift_in_process, explain_in_process
 from bench.loadgen import LoadResult, run_load, wrk_available
 from examples.client import FraudClient
 from ml.data import load_dataset
@@ -231,6 +231,7 @@ def main() -> None:
 
     results: dict[str, Any] = {
         "explain_in_process": explain_in_process(load_bundle(bundles[0]), data.X),
+        "drift_in_process": drift_in_process(load_bundle(bundles[0]), data.X),
         "console_bytes": console_bytes(),
     }
     print(f"explanations in-process: {results['explain_in_process']}", flush=True)
@@ -303,8 +304,9 @@ def main() -> None:
             for variant in variants.values():
                 variant.wait_ready(60)
                 run_load(variant.port, "/predict", predict_body, API_KEY, 32, 2)  # warm-up
-            for _ in range(args.rounds):
-                for name, variant in variants.items():
+            for round_number in range(args.rounds):
+                order = list(variants.items())
+                for name, variant in order if round_number % 2 else order[::-1]:
                     assert variant.proc is not None
                     before = workers_cpu_s(variant.proc.pid)
                     run = run_load(
@@ -386,6 +388,8 @@ def main() -> None:
         "drift_worker_cpu_us_per_request": {
             name: [round(x, 1) for x in values] for name, values in drift_cpu.items()
         },
+        "drift_share_of_worker_cpu": results["drift_in_process"]["us_per_request_one_row_batches"]
+        / statistics.median(drift_cpu["off"]),
         "drift_cpu_on_to_off": round(
             statistics.median(drift_cpu["on"]) / statistics.median(drift_cpu["off"]), 3
         ),
@@ -446,6 +450,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"| worker CPU per request, drift counted / not | {results['drift_cpu_on_to_off']} "
         f"({statistics.median(results['drift_worker_cpu_us_per_request']['on']):.1f} / "
         f"{statistics.median(results['drift_worker_cpu_us_per_request']['off']):.1f} us) |",
+        f"| drift counting in-process, per request (1-row micro-batches) | "
+        f"{results['drift_in_process']['us_per_request_one_row_batches']} us, "
+        f"{results['drift_share_of_worker_cpu']:.1%} of a request's worker CPU |",
         f"| console page with its files | {results['console_bytes']['total']:,} bytes |",
         f"| client.score, 1 caller | {results['client_score_rows_per_s']:,} rows/s |",
         f"| during {reload['cycles']} promote + reload cycles: non-2xx | {reload['non_2xx']} |",
