@@ -18,7 +18,7 @@ bench/results/latest.json:
 - drift counting's cost: the same model served with and without its drift reference (two
   servers, alternating rounds at c=32), and the console page's size.
 
-Bounded in time (about 2 minutes), 127.0.0.1 only; it stops what it started, by PID.
+Bounded in time (about 4 minutes), 127.0.0.1 only; it stops what it started, by PID.
 
 Over 300 lines: one script that owns the whole run (servers, rounds, table, JSON), so the
 figures in the README come from one place; the load generator is `bench.loadgen`.
