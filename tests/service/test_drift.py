@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from ml.runtime.s3_store import S3Store
 from tests.support.app import ADMIN, AUTH
 from tests.support.bundles import promote_files
 from tests.support.processes import EVAL_DATA
-from tests.support.server import Http, ServiceProcess, server_env, serving
+from tests.support.server import Http, ServiceProcess
 
 BATCH = 500
 MAX_ROWS = 5000
@@ -50,15 +48,6 @@ def wait_counted(server: ServiceProcess, version: str, rows: int) -> dict[str, f
             return psi.get(version, {})
         assert time.monotonic() < deadline, f"{counted} live rows counted, expected {rows}"
         time.sleep(0.1)
-
-
-@pytest.fixture
-def strong_service(
-    tmp_path: Path, s3_store: S3Store, strong_files: dict[str, bytes]
-) -> Iterator[ServiceProcess]:
-    promote_files(s3_store, strong_files)
-    with serving(tmp_path, server_env(s3_store)) as server:
-        yield server
 
 
 def test_a_shifted_feature_shows_as_drift_over_both_workers(
