@@ -55,7 +55,7 @@ def drift_in_process(bundle: ModelBundle, rows: np.ndarray) -> dict[str, Any]:
     a worker's multiprocess files add ~0.2 ms per tick (310 increments at most)."""
     metrics = Metrics()
     monitor = DriftMonitor(metrics)
-    metrics.set_drift_reference(bundle.version, bundle.drift_reference, None)
+    metrics.set_drift_reference(bundle.drift_reference)
     probabilities = bundle.score(rows)
     singles = [(rows[i : i + 1], probabilities[i : i + 1]) for i in range(1000)]
     runs = []
@@ -63,7 +63,7 @@ def drift_in_process(bundle: ModelBundle, rows: np.ndarray) -> dict[str, Any]:
         started = time.perf_counter()
         for row, probability in singles:
             monitor.record(bundle, row, probability)
-        monitor.flush()
+        monitor.flush(bundle)
         runs.append((time.perf_counter() - started) / len(singles))
     return {"us_per_request_one_row_batches": round(statistics.median(runs) * 1e6, 2)}
 

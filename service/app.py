@@ -61,7 +61,12 @@ def create_app(
         retry_initial_s=settings.startup_retry_initial_s,
         retry_max_s=settings.startup_retry_max_s,
     )
-    plane = DataPlane(registry, metrics, max_batch_rows=settings.max_batch_rows)
+    plane = DataPlane(
+        registry,
+        metrics,
+        max_batch_rows=settings.max_batch_rows,
+        drift_window_s=settings.drift_window_s,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -128,7 +133,7 @@ async def _housekeeping(plane: DataPlane) -> None:
     while True:
         await asyncio.sleep(FLUSH_INTERVAL_S)
         flush_logs()
-        plane.drift.flush()
+        plane.drift.flush(plane.serving())
         flushes += 1
         if plane.heap_grew or flushes % TRIM_EVERY_FLUSHES == 0:
             plane.heap_grew = False

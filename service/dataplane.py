@@ -58,11 +58,18 @@ LARGE_BATCH_ROWS = 256
 
 
 class DataPlane:
-    def __init__(self, registry: ModelRegistry, metrics: Metrics, *, max_batch_rows: int) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        metrics: Metrics,
+        *,
+        max_batch_rows: int,
+        drift_window_s: float = 3600.0,
+    ) -> None:
         self.registry = registry
         self._metrics = metrics
         self.max_batch_rows = max_batch_rows
-        self.drift = DriftMonitor(metrics)
+        self.drift = DriftMonitor(metrics, drift_window_s)
         self._batcher = MicroBatcher(registry.require_bundle, on_batch=self._scored_micro_batch)
         # Set by a large batch, read by the app's housekeeping loop (service/app.py), which
         # then gives the batch's freed parse buffers back to the OS soon after, not in ~10 s.
@@ -168,14 +175,15 @@ class DataPlane:
     def drift_report(self) -> dict[str, Any]:
         """PSI of the served version's inputs and score, over all workers."""
         bundle = self.registry.require_bundle()
-        self.drift.flush()  # this worker's waiting rows count too
-        status = self._metrics.drift_status().get(bundle.version)
+        self.drift.flush(bundle)  # this worker's waiting rows count too
+        status = self._metrics.drift_status()
         return {
             "model_version": bundle.version,
             "monitored": bundle.drift_reference is not None,
             "live_rows": status.live_rows if status else 0,
             "reference_rows": bundle.drift_reference.rows if bundle.drift_reference else None,
             "psi": status.psi if status else {},
+            "window_s": self.drift.window_s,
             "levels": {"watch": 0.1, "drift": 0.2},
             "min_live_rows": MIN_LIVE_ROWS,  # fewer: PSI is mostly sampling noise
         }

@@ -8,10 +8,10 @@ files (the same figures /metrics serves), so a task reports once, however many w
     {"_aws": {"Timestamp": 1763780000000, "CloudWatchMetrics": [{"Namespace": "FraudScoring",
       "Dimensions": [["Service"]], "Metrics": [{"Name": "ReloadFailures", "Unit": "Count"},
       ...]}]}, "Service": "fraud-api", "ReloadFailures": 0, ..., "ScorePSI": 0.013,
-      "MaxInputPSI": 0.021, "MaxInputPSIFeature": "V14", "ModelVersion": "..."}
+      "MaxInputPSI": 0.021, "MaxInputPSIFeature": "V14", "DriftLiveRows": 51234}
 
-Counts are per interval (deltas of the counters); PSI values are for the version the workers
-serve (the largest, should two be served mid-reload), present once 1,000 live rows were counted
+Counts are per interval (deltas of the counters); PSI values are over the workers' drift
+windows (FRAUD_DRIFT_WINDOW_S), present once 1,000 live rows were counted
 (`ml.runtime.drift.MIN_LIVE_ROWS`: fewer is sampling noise).
 CloudFormation's alarms (infra/fraud-scoring.yaml) watch ReloadFailures and ScorePSI.
 """
@@ -72,19 +72,17 @@ class EmfReporter:
         self._last = totals
         properties: dict[str, Any] = {}
         status = drift_status(families)
+        if status is not None:
+            values["DriftLiveRows"] = status.live_rows
         # PSI over a few rows (just after a deploy or a reload) is noise, not drift: leave it out.
-        served = [(v, entry) for v, entry in status.items() if entry.live_rows >= MIN_LIVE_ROWS]
-        if served:
-            version, entry = max(served, key=lambda item: item[1].psi.get(SCORE) or 0.0)
-            inputs = {k: v for k, v in entry.psi.items() if k != SCORE and v is not None}
-            if entry.psi.get(SCORE) is not None:
-                values["ScorePSI"] = entry.psi[SCORE]
+        if status is not None and status.live_rows >= MIN_LIVE_ROWS:
+            inputs = {k: v for k, v in status.psi.items() if k != SCORE and v is not None}
+            if status.psi.get(SCORE) is not None:
+                values["ScorePSI"] = status.psi[SCORE]
             if inputs:
                 feature = max(inputs, key=lambda k: inputs[k])
                 values["MaxInputPSI"] = inputs[feature]
                 properties["MaxInputPSIFeature"] = feature
-            values["DriftLiveRows"] = entry.live_rows
-            properties["ModelVersion"] = version
         units = {"ScorePSI": "None", "MaxInputPSI": "None"}
         return {
             "_aws": {

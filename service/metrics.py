@@ -105,17 +105,20 @@ class Metrics:
             registry=registry,
         )
 
-        self.drift_rows = Counter(
-            "fraud_drift_rows_total",
-            "Live rows counted into each reference bin (deciles of the training rows) of each "
-            "tracked input and the score, by model version.",
-            ["model_version", "feature", "bin"],
+        # Drift: fixed series (one per tracked input and bin), whatever the number of versions
+        # served over the process's life. Each worker publishes its own window's counts.
+        self.drift_rows = Gauge(
+            "fraud_drift_window_rows",
+            "Live rows of the drift window (FRAUD_DRIFT_WINDOW_S) in each reference bin "
+            "(deciles of the training rows) of each tracked input and the score.",
+            ["feature", "bin"],
+            multiprocess_mode="livesum",
             registry=registry,
         )
         self.drift_reference = Gauge(
             "fraud_drift_reference_ratio",
-            "The training rows' share of each bin; -1 once the worker serves another version.",
-            ["model_version", "feature", "bin"],
+            "The training rows' share of each bin for the served model; 0 when it has none.",
+            ["feature", "bin"],
             multiprocess_mode="livemax",
             registry=registry,
         )
@@ -125,10 +128,15 @@ class Metrics:
                     lambda: [*self.drift_rows.collect(), *self.drift_reference.collect()]
                 )
             )
+        self._drift_cells = [
+            [(self.drift_reference.labels(f, str(b)), self.drift_rows.labels(f, str(b)))
+             for b in range(BINS)]
+            for f in TRACKED
+        ]  # fmt: skip
+        self._drift_published = np.full((len(TRACKED), BINS), -1, dtype=np.int64)
 
         # Labelled children, made once: `labels()` costs a lock and a tuple on every call.
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-        self._drift_children: dict[str, list[list[Any]]] = {}
         self._score_bounds = np.asarray(self.scores._upper_bounds, dtype=np.float64)  # ends at +Inf
         self._fraud = self.predictions.labels("fraud")
         self._legit = self.predictions.labels("legit")
@@ -176,32 +184,20 @@ class Metrics:
             self.model_info.labels(previous).set(0)
         self.model_info.labels(version).set(1)
 
-    def set_drift_reference(
-        self, version: str, reference: DriftReference | None, previous: str | None
-    ) -> None:
-        """Publish the served version's reference shares; mark the one served before as
-        no longer served (-1), so PSI is derived only for versions some worker serves."""
-        if previous is not None and previous != version:
-            for feature in TRACKED:
-                for b in range(BINS):
-                    self.drift_reference.labels(previous, feature, str(b)).set(-1)
-        if reference is None:
-            return
-        for i, feature in enumerate(TRACKED):
-            for b, share in enumerate(reference.expected[i].tolist()):
-                self.drift_reference.labels(version, feature, str(b)).set(share)
+    def set_drift_reference(self, reference: DriftReference | None) -> None:
+        """The served model's reference shares (all 0: no reference, nothing to compare)."""
+        shares = np.zeros((len(TRACKED), BINS)) if reference is None else reference.expected
+        for row, values in zip(self._drift_cells, shares.tolist(), strict=True):
+            for (reference_cell, _), share in zip(row, values, strict=True):
+                reference_cell.set(share)
 
-    def count_drift(self, version: str, counts: np.ndarray) -> None:
-        """Add (tracked, BINS) live-row counts to the version's bins."""
-        children = self._drift_children.get(version)
-        if children is None:
-            children = [
-                [self.drift_rows.labels(version, feature, str(b)) for b in range(BINS)]
-                for feature in TRACKED
-            ]
-            self._drift_children[version] = children
-        for i, b in zip(*np.nonzero(counts), strict=True):
-            children[i][b].inc(int(counts[i, b]))
+    def publish_drift_window(self, counts: np.ndarray) -> None:
+        """This worker's window counts (tracked, BINS); only the cells that changed are
+        written (each write is a locked write to the multiprocess file)."""
+        changed = np.nonzero(counts != self._drift_published)
+        for i, b in zip(*changed, strict=True):
+            self._drift_cells[i][b][1].set(int(counts[i, b]))
+        self._drift_published = counts.copy()
 
     def families(self) -> Iterable[Metric]:
         """Every sample: all workers' (multiprocess mode), or this process's."""
@@ -209,8 +205,8 @@ class Metrics:
             return MultiProcessCollector(None).collect()  # type: ignore[no-untyped-call,no-any-return]
         return self._registry.collect()
 
-    def drift_status(self) -> dict[str, DriftStatus]:
-        """PSI per served version, over all workers (this process alone outside Gunicorn)."""
+    def drift_status(self) -> DriftStatus | None:
+        """PSI over all workers' windows (this process alone outside Gunicorn)."""
         return drift_status(self.families())
 
     def render(self) -> tuple[bytes, str]:
@@ -224,41 +220,36 @@ class DriftStatus:
     psi: dict[str, float | None] = field(default_factory=dict)  # None: no live row yet
 
 
-def drift_status(families: Iterable[Metric]) -> dict[str, DriftStatus]:
-    """PSI of each tracked series for every version some live worker serves, from the bin
-    counters and reference shares (samples of one process or aggregated over all)."""
-    counts: dict[str, np.ndarray] = {}
-    shares: dict[str, np.ndarray] = {}
+def drift_status(families: Iterable[Metric]) -> DriftStatus | None:
+    """PSI of each tracked series over the workers' windows (samples of one process, or
+    summed over all live workers); None when the served model has no drift reference."""
     index = {name: i for i, name in enumerate(TRACKED)}
+    tables = {
+        name: np.zeros((len(TRACKED), BINS))
+        for name in ("fraud_drift_window_rows", "fraud_drift_reference_ratio")
+    }
     for family in families:
-        if family.name not in ("fraud_drift_rows", "fraud_drift_reference_ratio"):
+        table = tables.get(family.name)
+        if table is None:
             continue
-        into = counts if family.name == "fraud_drift_rows" else shares
         for sample in family.samples:
-            if sample.name.endswith("_created"):
-                continue
-            labels = sample.labels
-            table = into.setdefault(labels["model_version"], np.zeros((len(TRACKED), BINS)))
-            table[index[labels["feature"]], int(labels["bin"])] += sample.value
-    status = {}
-    for version, expected in shares.items():
-        if expected.min() < 0:  # no live worker serves it any more
-            continue
-        live = counts.get(version, np.zeros_like(expected))
-        values = psi(expected, live)
-        status[version] = DriftStatus(
-            live_rows=int(live[0].sum()),
-            psi={
-                name: None if math.isnan(v) else round(v, 6)
-                for name, v in zip(TRACKED, values.tolist(), strict=True)
-            },
-        )
-    return status
+            table[index[sample.labels["feature"]], int(sample.labels["bin"])] = sample.value
+    expected, counts = tables["fraud_drift_reference_ratio"], tables["fraud_drift_window_rows"]
+    if not expected.any():
+        return None
+    values = psi(expected, counts)
+    return DriftStatus(
+        live_rows=int(counts[0].sum()),
+        psi={
+            name: None if math.isnan(v) else round(v, 6)
+            for name, v in zip(TRACKED, values.tolist(), strict=True)
+        },
+    )
 
 
 class DriftCollector:
-    """Prometheus families derived at scrape time: `fraud_drift_psi` per version and tracked
-    series, and `fraud_drift_live_rows`, the rows they rest on."""
+    """Prometheus families derived at scrape time: `fraud_drift_psi` per tracked series, and
+    `fraud_drift_live_rows`, the rows they rest on."""
 
     def __init__(self, families: Callable[[], Iterable[Metric]]) -> None:
         self._families = families
@@ -270,23 +261,21 @@ class DriftCollector:
         yield from drift_families(drift_status(self._families()))
 
 
-def drift_families(status: dict[str, DriftStatus]) -> Iterator[Metric]:
+def drift_families(status: DriftStatus | None) -> Iterator[Metric]:
     psi_family = GaugeMetricFamily(
         "fraud_drift_psi",
         "Population stability of each tracked input (Time as time of day) and of the score "
-        "against the training rows, over all workers: > 0.2 is drift.",
-        labels=["model_version", "feature"],
+        "over the drift window against the training rows, over all workers: > 0.2 is drift.",
+        labels=["feature"],
     )
     rows_family = GaugeMetricFamily(
-        "fraud_drift_live_rows",
-        "Live rows the PSI values rest on.",
-        labels=["model_version"],
+        "fraud_drift_live_rows", "Live rows of the drift window the PSI values rest on."
     )
-    for version, entry in status.items():
-        rows_family.add_metric([version], entry.live_rows)
-        for name, value in entry.psi.items():
+    if status is not None:
+        rows_family.add_metric([], status.live_rows)
+        for name, value in status.psi.items():
             if value is not None:
-                psi_family.add_metric([version, name], value)
+                psi_family.add_metric([name], value)
     yield psi_family
     yield rows_family
 

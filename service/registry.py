@@ -148,9 +148,6 @@ class ModelRegistry:
         bundle = await asyncio.to_thread(self._fetch_and_verify, version, manifest_sha256)
         previous, self._bundle = self._bundle, bundle  # the swap: one reference
         self._metrics.set_model_version(bundle.version, previous.version if previous else None)
-        self._metrics.set_drift_reference(
-            bundle.version, bundle.drift_reference, previous.version if previous else None
-        )
         self._metrics.reloads.labels(trigger, "success").inc()
         if self._peers is not None:
             self._peers.confirm(bundle.version)

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     FRAUD_BIND. A port of its own, as MLServer does: the load balancer forwards only the API
     port, so metrics reach scrapers inside the network and never the internet."""
 
+    drift_window_s: float = Field(default=3600.0, ge=60.0, le=7 * 86400.0)
+    """Drift (PSI) compares the live rows of this many seconds, each worker's, with the
+    training rows (12 buckets, so the window slides in steps of a twelfth of it)."""
+
     emf_interval_s: float = Field(default=0.0, ge=0.0, le=3600.0)
     """How often the Gunicorn master writes one CloudWatch Embedded Metric Format line to
     stdout (reload failures, refusals, predictions, drift), for the awslogs driver to turn into

@@ -155,8 +155,8 @@ async function loadDrift() {
     const tooFew = report.live_rows < report.min_live_rows
       ? ` Fewer than ${report.min_live_rows} live rows: mostly sampling noise so far.` : "";
     $("drift-summary").textContent = report.monitored
-      ? `PSI against ${report.reference_rows} training rows, over ${report.live_rows} live rows ` +
-        `(all workers). Above ${report.levels.watch}: worth a look; above ` +
+      ? `PSI against ${report.reference_rows} training rows, over the ${report.live_rows} live ` +
+        `rows of the last ${Math.round(report.window_s / 60)} minutes (all workers). Above ${report.levels.watch}: worth a look; above ` +
         `${report.levels.drift}: drift.${tooFew}`
       : `Model ${report.model_version} carries no drift reference.`;
     psi.sort((a, b) => b[1] - a[1]);

@@ -143,7 +143,7 @@ def test_a_browser_scores_an_example_and_sees_why(
         browser.wait_for(  # refreshed until both workers' housekeeping has counted them
             "(document.getElementById('drift-refresh').click(),"
             " document.getElementById('drift-summary').textContent"
-            f".includes('over {LIVE_ROWS + 1} live'))"
+            f".includes('over the {LIVE_ROWS + 1} live'))"
         )
         assert browser.evaluate("document.querySelectorAll('#drift-bars .bar').length") == 31
 
