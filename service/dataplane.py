@@ -8,21 +8,23 @@ and reloads. Routes authenticate, parse, call it and serialise; nothing here kno
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from ml.runtime.bundle import Explanation, ExplanationUnavailable, ModelBundle
 from ml.runtime.drift import MIN_LIVE_ROWS
 from ml.runtime.layout import HISTORY_PREFIX
-from ml.runtime.store import Pointer, StoreError, StoreUnavailable
+from ml.runtime.store import StoreError, StoreUnavailable
 from service.drift import DriftMonitor
 from service.errors import Conflict, InvalidInput, PayloadTooLarge
 from service.metrics import Metrics
 from service.predictor import MicroBatcher, score_batch
 from service.reasons import top_reasons
 from service.registry import ModelRegistry, ReloadOutcome
+from service.schemas import HistoryEntry
 
 
 @dataclass(frozen=True)
@@ -200,10 +202,10 @@ class DataPlane:
         entries, unreadable = [], 0
         for key in reversed(keys):
             try:
-                entries.append(asdict(Pointer.from_json(store.get(key))))
+                entries.append(HistoryEntry.model_validate_json(store.get(key)).model_dump())
             except StoreUnavailable:
                 raise
-            except StoreError:
+            except (StoreError, ValidationError):  # gone since listed, or not a record
                 unreadable += 1
         return {"entries": entries, "unreadable": unreadable}
 

@@ -24,8 +24,10 @@ from service.registry import ReloadOutcome
 from service.schemas import (
     BatchRequest,
     BatchResponse,
+    DriftReport,
     PredictRequest,
     PredictResponse,
+    PromotionHistory,
 )
 from service.state import service_state
 
@@ -142,7 +144,10 @@ async def model(plane: DataPlaneDep) -> Response:
 
 
 @router.get(
-    "/model/history", dependencies=[PredictKey], responses=error_responses(401, 403, 502, 503)
+    "/model/history",
+    response_model=PromotionHistory,
+    dependencies=[PredictKey],
+    responses=error_responses(401, 403, 502, 503),
 )
 async def model_history(plane: DataPlaneDep) -> Response:
     """The latest 20 promotions, rollbacks and migrations, newest first."""
@@ -152,7 +157,12 @@ async def model_history(plane: DataPlaneDep) -> Response:
         raise load_failure(exc) from exc
 
 
-@router.get("/drift", dependencies=[PredictKey], responses=error_responses(401, 403, 503))
+@router.get(
+    "/drift",
+    response_model=DriftReport,
+    dependencies=[PredictKey],
+    responses=error_responses(401, 403, 503),
+)
 async def drift(plane: DataPlaneDep) -> Response:
     """Population stability of the served model's inputs and score against its training rows,
     over all workers (the same figures as `fraud_drift_psi` on the metrics port)."""

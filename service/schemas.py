@@ -253,6 +253,40 @@ class BatchResponse(BaseModel):
     predictions: list[BatchPrediction]
 
 
+class HistoryEntry(BaseModel):
+    """One record of the store's promotion log. Anyone who can write the bucket can write one,
+    so each is validated as it is read; one that does not fit is counted, not shown."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: str
+    manifest_sha256: str
+    previous_version: str | None
+    promoted_at: str
+    promoted_by: str = "unknown"
+    action: str = Field(default="promote", description="promote, force-promote, rollback, ...")
+    details: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class PromotionHistory(BaseModel):
+    entries: list[HistoryEntry] = Field(description="Newest first, at most 20.")
+    unreadable: int = Field(description="Records of the log that are not valid records.")
+
+
+class DriftReport(BaseModel):
+    model_version: str
+    monitored: bool = Field(description="False: the model carries no drift reference.")
+    live_rows: int = Field(description="Live rows of the window, over all workers.")
+    reference_rows: int | None = Field(description="Training rows the reference rests on.")
+    psi: dict[str, float | None] = Field(
+        description="PSI per input (Time as time of day) and for fraud_probability; null "
+        "before any live row."
+    )
+    window_s: float
+    levels: dict[str, float] = Field(description="watch and drift: where PSI starts to matter.")
+    min_live_rows: int = Field(description="Below this many live rows PSI is mostly noise.")
+
+
 class ErrorDetail(BaseModel):
     field: str
     problem: str

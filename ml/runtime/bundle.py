@@ -37,7 +37,7 @@ from ml.runtime.layout import (
     SERVING_FILES,
 )
 from ml.runtime.schema import FEATURE_NAMES
-from ml.runtime.scoring import Scorer, load_scorer
+from ml.runtime.scoring import Scorer, load_scorer, sigmoid
 from ml.runtime.signing import SignatureError, TrustedKeys
 from ml.runtime.store import ArtifactStore, fetch_signatures, fetch_version
 
@@ -167,7 +167,7 @@ class ModelBundle:
         inputs = self.preprocessor.transform(X)
         log_odds = self.model.raw(inputs)
         return Explanation(
-            probabilities=self.model.predict_proba(inputs),
+            probabilities=sigmoid(log_odds),  # what predict_proba gives, without a second walk
             log_odds=log_odds,
             base_value=self.explainer.base_value,
             contributions=self.explainer.contributions(inputs),

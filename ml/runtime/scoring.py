@@ -42,7 +42,8 @@ class Scorer(Protocol):
     def to_npz(self) -> bytes: ...
 
 
-def _sigmoid(raw: np.ndarray) -> np.ndarray:
+def sigmoid(raw: np.ndarray) -> np.ndarray:
+    """Log-odds to probabilities, as scikit-learn's `predict_proba` computes them."""
     with np.errstate(over="ignore"):  # exp(-raw) may overflow to inf: 1 / inf is the right 0
         probabilities: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
     return probabilities
@@ -81,7 +82,7 @@ class TreeEnsemble:
         return raw
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return _sigmoid(self.raw(features))
+        return sigmoid(self.raw(features))
 
     def to_npz(self) -> bytes:
         buffer = io.BytesIO()
@@ -180,7 +181,7 @@ class LinearModel:
         return raw
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return _sigmoid(self.raw(features))
+        return sigmoid(self.raw(features))
 
     def to_npz(self) -> bytes:
         buffer = io.BytesIO()

@@ -74,11 +74,18 @@ def test_model_history_lists_promotions_newest_first_and_counts_junk(
     for action in ("promote", "rollback"):
         record_history(s3_store, Pointer(version, "0" * 64, None, utc_now(), action=action))
     s3_store.put_if_absent("history/zzz-junk.json", b"<script>alert(1)</script>")
+    wrong_types = {
+        "version": 5,
+        "manifest_sha256": "0",
+        "previous_version": None,
+        "promoted_at": "",
+    }
+    s3_store.put_if_absent("history/zzz-types.json", json.dumps(wrong_types).encode())
     with serving(tmp_path, server_env(s3_store)) as server:
         status, history = once(server.port, "GET", "/model/history", headers=AUTH)
     assert status == 200
     assert [e["action"] for e in history["entries"]] == ["rollback", "promote"]
-    assert history["unreadable"] == 1
+    assert history["unreadable"] == 2
 
 
 @pytest.fixture
