@@ -1,8 +1,8 @@
 """Debian's `chromium`, headless, driven over the Chrome DevTools Protocol: a real browser
 running the console's own script, with no driver binary and no browser download.
 
-Installed with apt-get when missing and the tests run as root (as CI does); otherwise the test
-that needs it is skipped, saying why.
+Installed with apt-get when missing and the tests run as root (as CI does); a Chrome already on
+PATH (GitHub's runners) serves too; otherwise the test that needs it is skipped, saying why.
 """
 
 from __future__ import annotations
@@ -24,11 +24,15 @@ from websockets.sync.client import connect
 
 from tests.support.processes import stop_process
 
+# Debian's name first; GitHub's Ubuntu runners carry Google Chrome under its own name.
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
 
 def chromium_binary() -> str:
-    found = shutil.which("chromium")
-    if found:
-        return found
+    for name in BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return found
     if os.geteuid() != 0:
         pytest.skip("Debian's chromium is not installed, and installing it needs root")
     subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True, timeout=300)
