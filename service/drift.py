@@ -51,7 +51,9 @@ class DriftMonitor:
         self._pending.append((bundle, rows, probabilities))
         self._pending_rows += rows.shape[0]
         if self._pending_rows >= MAX_PENDING_ROWS:
-            self.flush(bundle)
+            # The window's own bundle, not this one: rows an old bundle scored during a reload
+            # must not switch the window back to it (the tick moves it to the new one).
+            self.flush(self._served or bundle)
 
     def flush(self, served: ModelBundle | None) -> None:
         """Count the waiting rows of the `served` bundle (rows an older one scored just before

@@ -91,3 +91,19 @@ def test_a_model_without_a_reference_is_not_monitored(
     monitor.record(unmonitored, rows, unmonitored.score(rows))
     monitor.flush(unmonitored)
     assert metrics.drift_status() is None
+
+
+def test_old_rows_arriving_in_bulk_do_not_switch_the_window_back(
+    strong_files: dict[str, bytes], bundle_files: dict[str, bytes], dev_dataset: Dataset
+) -> None:
+    """During a reload a large batch may still be scored by the old bundle; enough of its rows
+    to force a count must not make the old bundle's window current again."""
+    old, new = load_bundle(bundle_files), load_bundle(strong_files)
+    metrics = Metrics()
+    monitor = DriftMonitor(metrics)
+    monitor.flush(new)  # the tick: the worker now serves `new`
+    rows = dev_dataset.X[:1000]
+    monitor.record(old, rows, old.score(rows))  # 1,000 rows: counted at once
+    assert new.drift_reference is not None
+    assert np.allclose(published_reference(metrics), new.drift_reference.expected)
+    assert live_rows(metrics) == 0
