@@ -88,24 +88,19 @@ class DataPlane:
     ) -> Prediction:
         """One row of raw features, scored together with whatever else is waiting; or, asked
         for its `explain` top reasons, scored and explained on its own."""
+        explained = None
         if explain:
-            return await self._predict_explained(row, threshold, explain)
-        probability, bundle = await self._batcher.score_one(row)
+            rows = np.array([row], dtype=np.float64)
+            bundle, explained = await self._explain(rows)
+            probability = float(explained.probabilities[0])
+            self.drift.record(bundle, rows, explained.probabilities)  # the batcher records its own
+        else:
+            probability, bundle = await self._batcher.score_one(row)
         cut = bundle.threshold if threshold is None else threshold
         is_fraud = probability >= cut
         self._metrics.count_prediction(probability, is_fraud)
-        return Prediction(bundle.version, probability, is_fraud, cut)
-
-    async def _predict_explained(
-        self, row: list[float], threshold: float | None, explain: int
-    ) -> Prediction:
-        rows = np.array([row], dtype=np.float64)
-        bundle, explained = await self._explain(rows)
-        probability = float(explained.probabilities[0])
-        cut = bundle.threshold if threshold is None else threshold
-        is_fraud = probability >= cut
-        self._metrics.count_prediction(probability, is_fraud)
-        self.drift.record(bundle, rows, explained.probabilities)
+        if explained is None:
+            return Prediction(bundle.version, probability, is_fraud, cut)
         reasons = top_reasons(rows, explained, explain)[0]
         return Prediction(bundle.version, probability, is_fraud, cut, explained.base_value, reasons)
 
@@ -146,32 +141,24 @@ class DataPlane:
         if len(rows) >= LARGE_BATCH_ROWS:
             self.heap_grew = True
         matrix = np.asarray(rows, dtype=np.float64)
+        explained = None
         if explain:
-            return await self._predict_batch_explained(matrix, threshold, explain)
-        scored = await score_batch(self.registry.require_bundle, matrix)
-        cut = scored.bundle.threshold if threshold is None else threshold
-        flags = scored.probabilities >= cut
-        self._metrics.count_predictions(scored.probabilities, flags)
-        self.drift.record(scored.bundle, matrix, scored.probabilities)
-        return BatchPredictions(
-            scored.bundle.version, cut, scored.probabilities.tolist(), flags.tolist()
-        )
-
-    async def _predict_batch_explained(
-        self, rows: np.ndarray, threshold: float | None, explain: int
-    ) -> BatchPredictions:
-        bundle, explained = await self._explain(rows)
+            bundle, explained = await self._explain(matrix)
+            probabilities = explained.probabilities
+        else:
+            scored = await score_batch(self.registry.require_bundle, matrix)
+            bundle, probabilities = scored.bundle, scored.probabilities
         cut = bundle.threshold if threshold is None else threshold
-        flags = explained.probabilities >= cut
-        self._metrics.count_predictions(explained.probabilities, flags)
-        self.drift.record(bundle, rows, explained.probabilities)
+        flags = probabilities >= cut
+        self._metrics.count_predictions(probabilities, flags)
+        self.drift.record(bundle, matrix, probabilities)
         return BatchPredictions(
             bundle.version,
             cut,
-            explained.probabilities.tolist(),
+            probabilities.tolist(),
             flags.tolist(),
-            explained.base_value,
-            top_reasons(rows, explained, explain),
+            None if explained is None else explained.base_value,
+            None if explained is None else top_reasons(matrix, explained, explain),
         )
 
     def drift_report(self) -> dict[str, Any]:
