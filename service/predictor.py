@@ -1,4 +1,5 @@
-"""Scoring without HTTP: rows in, probabilities and decisions out, with the bundle that made them.
+"""Scoring without HTTP: rows in, probabilities out, with the bundle that made them (the data
+plane decides against the threshold).
 
 Single-row requests go through `MicroBatcher`: concurrent requests that reach the event loop
 together are scored in one model call. There is no waiting window: the first request schedules a
@@ -29,10 +30,6 @@ THREAD_ROWS = 4000
 class Scored:
     bundle: ModelBundle
     probabilities: np.ndarray
-
-    def decisions(self, threshold: float | None = None) -> np.ndarray:
-        cut = self.bundle.threshold if threshold is None else threshold
-        return self.probabilities >= cut
 
 
 def score_rows(bundle: ModelBundle, rows: np.ndarray) -> Scored:
