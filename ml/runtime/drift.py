@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.runtime.features import SECONDS_PER_DAY, SpecError
+from ml.runtime.features import SECONDS_PER_DAY, SpecError, finite_numbers
 from ml.runtime.schema import FEATURE_NAMES
 
 KIND = "deciles/1"
@@ -103,8 +103,12 @@ class DriftReference:
         edges = np.full((len(TRACKED), EDGES), np.inf)
         expected = np.zeros((len(TRACKED), BINS))
         for i, name in enumerate(TRACKED):
-            cuts = _numbers(bins[name], "edges", name, max_len=EDGES)
-            shares = _numbers(bins[name], "expected", name, max_len=BINS)
+            entry = bins[name] if isinstance(bins[name], dict) else {}
+            what = f"drift_reference.{name}"
+            cuts = finite_numbers(entry.get("edges"), f"{what}.edges", size=EDGES, exact=False)
+            shares = finite_numbers(
+                entry.get("expected"), f"{what}.expected", size=BINS, exact=False
+            )
             if np.any(np.diff(cuts) <= 0):
                 raise SpecError(f"drift_reference.{name}.edges must be strictly ascending")
             if shares.size != BINS or np.any(shares < 0) or abs(shares.sum() - 1.0) > 1e-6:
@@ -127,15 +131,3 @@ def psi(expected: np.ndarray, counts: np.ndarray) -> np.ndarray:
     terms = np.where(used, (live - reference) * np.log(live / reference), 0.0)
     out: np.ndarray = np.where(totals[:, 0] > 0, terms.sum(axis=1), np.nan)
     return out
-
-
-def _numbers(raw: Any, key: str, name: str, *, max_len: int) -> np.ndarray:
-    values = raw.get(key) if isinstance(raw, dict) else None
-    if (
-        not isinstance(values, list)
-        or len(values) > max_len
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-        or not all(math.isfinite(v) for v in values)
-    ):
-        raise SpecError(f"drift_reference.{name}.{key} must be at most {max_len} finite numbers")
-    return np.asarray(values, dtype=np.float64)

@@ -77,20 +77,23 @@ class Standardiser:
             raise SpecError(f"preprocessor.json is not of kind {KIND!r}")
         if raw.get("outputs") != list(OUTPUT_NAMES):
             raise SpecError("preprocessor.json names other model inputs than this code makes")
-        mean, scale = _vector(raw, "mean"), _vector(raw, "scale")
+        n = len(OUTPUT_NAMES)
+        mean = finite_numbers(raw.get("mean"), "preprocessor.json: mean", size=n)
+        scale = finite_numbers(raw.get("scale"), "preprocessor.json: scale", size=n)
         if not (scale > 0.0).all():
             raise SpecError("preprocessor.json: every scale must be > 0")
         return cls(mean=mean, scale=scale)
 
 
-def _vector(raw: dict[str, Any], key: str) -> np.ndarray:
-    values = raw.get(key)
-    n = len(OUTPUT_NAMES)
+def finite_numbers(values: Any, what: str, *, size: int, exact: bool = True) -> np.ndarray:
+    """A JSON list of `size` (or, not `exact`, at most `size`) finite numbers, booleans not
+    counting as numbers, as float64; else `SpecError` saying "`what` must be ..."."""
     if (
         not isinstance(values, list)
-        or len(values) != n
+        or (len(values) != size if exact else len(values) > size)
         or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         or not all(math.isfinite(v) for v in values)
     ):
-        raise SpecError(f"preprocessor.json: {key} must be {n} finite numbers")
+        count = size if exact else f"at most {size}"
+        raise SpecError(f"{what} must be {count} finite numbers")
     return np.asarray(values, dtype=np.float64)
