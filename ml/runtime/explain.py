@@ -207,17 +207,13 @@ def _leaf_paths(model: TreeEnsemble, depth: int) -> tuple[np.ndarray, np.ndarray
     n = model.feature.size
     own = np.arange(n)
     left, right = model.children[0::2], model.children[1::2]
-    inner = (left != own) | (right != own)
+    inner = ~model.is_leaf()
     parent = np.full(n, -1, dtype=np.intp)
     parent[left[inner]] = own[inner]
     parent[right[inner]] = own[inner]
     is_right = np.zeros(n, dtype=bool)
     is_right[right[inner]] = True
-    reached = frontier = np.unique(model.roots)
-    for _ in range(depth):
-        frontier = np.setdiff1d(np.concatenate([left[frontier], right[frontier]]), reached)
-        reached = np.union1d(reached, frontier)
-    leaves = reached[~inner[reached]]
+    leaves = model.nodes_after_walk()  # the loaded model's check: all leaves
     path_node = np.full((leaves.size, depth), -1, dtype=np.intp)
     went_right = np.zeros((leaves.size, depth), dtype=np.intp)
     below = leaves.copy()  # each path's node just under the split being filled in

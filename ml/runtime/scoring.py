@@ -126,7 +126,7 @@ class TreeEnsemble:
             raise SpecError(f"model.npz: root indices outside 0..{n - 1}")
         if not 0 <= depth <= MAX_DEPTH:
             raise SpecError(f"model.npz: depth {depth} outside 0..{MAX_DEPTH}")
-        cover = _cover(arrays, children) if "cover" in arrays else None
+        cover = _array(arrays, "cover", np.float64, 1, n) if "cover" in arrays else None
         model = cls(
             feature=feature.astype(np.intp),
             threshold=threshold,
@@ -138,36 +138,44 @@ class TreeEnsemble:
             baseline=baseline,
             cover=cover,
         )
+        if cover is not None:
+            model._check_cover()
         model._check_walk_ends_in_leaves()
         return model
 
-    def _check_walk_ends_in_leaves(self) -> None:
-        """After `depth` steps from any root, every path must sit on a leaf (a node whose
-        children are itself): otherwise scores would come from inner nodes."""
+    def is_leaf(self) -> np.ndarray:
+        """bool (n,): the nodes whose children are themselves."""
+        own = np.arange(self.feature.size)
+        is_leaf: np.ndarray = (self.children[0::2] == own) & (self.children[1::2] == own)
+        return is_leaf
+
+    def nodes_after_walk(self) -> np.ndarray:
+        """Where walks from every root stand after `depth` steps, sorted: on a loaded model,
+        every leaf a row can reach."""
         frontier = np.unique(self.roots)
         for _ in range(self.depth):
             frontier = np.unique(
                 np.concatenate([self.children[2 * frontier], self.children[2 * frontier + 1]])
             )
-        own = np.arange(self.feature.size)
-        leaf = (self.children[0::2] == own) & (self.children[1::2] == own)
-        if not leaf[frontier].all():
+        return frontier
+
+    def _check_walk_ends_in_leaves(self) -> None:
+        """After `depth` steps from any root, every path must sit on a leaf: otherwise scores
+        would come from inner nodes."""
+        if not self.is_leaf()[self.nodes_after_walk()].all():
             raise SpecError(f"model.npz: some paths have not reached a leaf after {self.depth}")
 
-
-def _cover(arrays: dict[str, np.ndarray], children: np.ndarray) -> np.ndarray:
-    """Cover counts must be positive and split exactly: a split's two children share its rows
-    (TreeSHAP's zero fractions then sum to 1, which its additivity rests on)."""
-    n = children.size // 2
-    cover = _array(arrays, "cover", np.float64, 1, n)
-    if not (np.isfinite(cover).all() and (cover > 0).all()):
-        raise SpecError("model.npz: cover counts must be finite and > 0")
-    left, right = children[0::2], children[1::2]
-    inner = (left != np.arange(n)) | (right != np.arange(n))
-    split = cover[left[inner]] + cover[right[inner]]
-    if not np.allclose(split, cover[inner], rtol=1e-12, atol=0.0):
-        raise SpecError("model.npz: some splits' children do not share their parent's cover")
-    return cover
+    def _check_cover(self) -> None:
+        """Cover counts must be positive and split exactly: a split's two children share its
+        rows (TreeSHAP's zero fractions then sum to 1, which its additivity rests on)."""
+        cover = self.cover
+        assert cover is not None
+        if not (np.isfinite(cover).all() and (cover > 0).all()):
+            raise SpecError("model.npz: cover counts must be finite and > 0")
+        inner = ~self.is_leaf()
+        split = cover[self.children[0::2][inner]] + cover[self.children[1::2][inner]]
+        if not np.allclose(split, cover[inner], rtol=1e-12, atol=0.0):
+            raise SpecError("model.npz: some splits' children do not share their parent's cover")
 
 
 @dataclass(frozen=True, eq=False)
