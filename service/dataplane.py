@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from ml.runtime.bundle import Explanation, ExplanationUnavailable, ModelBundle
-from ml.runtime.drift import MIN_LIVE_ROWS
+from ml.runtime.drift import MIN_LIVE_ROWS, PSI_DRIFT, PSI_WATCH
 from ml.runtime.layout import HISTORY_PREFIX
 from ml.runtime.store import StoreError, StoreUnavailable
 from service.drift import DriftMonitor
@@ -173,7 +173,7 @@ class DataPlane:
             "reference_rows": bundle.drift_reference.rows if bundle.drift_reference else None,
             "psi": status.psi if status else {},
             "window_s": self.drift.window_s,
-            "levels": {"watch": 0.1, "drift": 0.2},
+            "levels": {"watch": PSI_WATCH, "drift": PSI_DRIFT},
             "min_live_rows": MIN_LIVE_ROWS,  # fewer: PSI is mostly sampling noise
         }
 

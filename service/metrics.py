@@ -29,7 +29,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_wsgi_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ml.runtime.drift import BINS, TRACKED, DriftReference, psi
+from ml.runtime.drift import BINS, PSI_DRIFT, TRACKED, DriftReference, psi
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -265,7 +265,8 @@ def drift_families(status: DriftStatus | None) -> Iterator[Metric]:
     psi_family = GaugeMetricFamily(
         "fraud_drift_psi",
         "Population stability of each tracked input (Time as time of day) and of the score "
-        "over the drift window against the training rows, over all workers: > 0.2 is drift.",
+        f"over the drift window against the training rows, over all workers: > {PSI_DRIFT} is "
+        "drift.",
         labels=["feature"],
     )
     rows_family = GaugeMetricFamily(

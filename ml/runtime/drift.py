@@ -31,6 +31,9 @@ EDGES = BINS - 1
 _TIME = FEATURE_NAMES.index("Time")
 # An empty bin on either side would make ln(live / reference) infinite: count it as this share.
 EMPTY_SHARE = 1e-4
+# Where PSI starts to matter: a shift worth a look, and drift (the alarms' default).
+PSI_WATCH = 0.1
+PSI_DRIFT = 0.2
 # Below this many live rows PSI is mostly sampling noise (about (BINS - 1) / rows for rows drawn
 # from the reference itself: 0.09 at 100 rows, 0.009 at 1,000), so alarms do not act on it.
 MIN_LIVE_ROWS = 1000
@@ -59,23 +62,14 @@ class DriftReference:
             # Ties (many zero amounts, say) collapse deciles: keep the distinct ones.
             cuts = np.unique(np.quantile(values[:, i], np.linspace(0.1, 0.9, EDGES)))
             edges[i, : cuts.size] = cuts
-        reference = cls(edges=edges, expected=np.zeros((len(TRACKED), BINS)), rows=len(values))
-        counts = reference.bin_counts(values)
+        counts = _bin_counts(edges, values)
         return cls(
             edges=edges, expected=counts / counts.sum(axis=1, keepdims=True), rows=len(values)
         )
 
     def bin_counts(self, values: np.ndarray) -> np.ndarray:
-        """int64 (tracked, BINS): how many of `tracked_values` rows fall in each bin. A value's
-        bin is the number of edges below it: (-inf, e1], (e1, e2], ..., (e9, inf).
-
-        A binary search per series: 0.4 ms for 1,800 rows, where comparing every value with
-        every edge took 2.0 ms."""
-        counts = np.empty((len(TRACKED), BINS), dtype=np.int64)
-        for i, edges in enumerate(self.edges):
-            bins = np.searchsorted(edges, values[:, i], side="left")
-            counts[i] = np.bincount(bins, minlength=BINS)
-        return counts
+        """int64 (tracked, BINS): how many of `tracked_values` rows fall in each bin."""
+        return _bin_counts(self.edges, values)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +112,17 @@ class DriftReference:
             edges[i, : cuts.size] = cuts
             expected[i] = shares
         return cls(edges=edges, expected=expected, rows=rows)
+
+
+def _bin_counts(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A value's bin is the number of edges below it: (-inf, e1], (e1, e2], ..., (e9, inf).
+    A binary search per series: 0.4 ms for 1,800 rows, where comparing every value with every
+    edge took 2.0 ms."""
+    counts = np.empty((len(TRACKED), BINS), dtype=np.int64)
+    for i, series_edges in enumerate(edges):
+        bins = np.searchsorted(series_edges, values[:, i], side="left")
+        counts[i] = np.bincount(bins, minlength=BINS)
+    return counts
 
 
 def psi(expected: np.ndarray, counts: np.ndarray) -> np.ndarray:
