@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,28 +69,30 @@ REPO = Path(__file__).resolve().parent.parent
 API_KEY, ADMIN_KEY = "bench-key", "bench-admin"
 
 
-def workers_cpu_s(master_pid: int) -> float:
-    """User + system CPU seconds of a Gunicorn master's workers so far."""
-    ticks = 0
+def _workers(master_pid: int) -> Iterator[tuple[Path, list[str]]]:
+    """Each child of `master_pid`: its /proc directory and the fields of its `stat` after the
+    command name (fields[1] is the parent's pid)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
         if int(fields[1]) == master_pid:
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+            yield stat.parent, fields
+
+
+def workers_cpu_s(master_pid: int) -> float:
+    """User + system CPU seconds of a Gunicorn master's workers so far."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in _workers(master_pid))
+    return ticks / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
 
 
 def worker_rss_mb(master_pid: int) -> list[float]:
     sizes = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for directory, _ in _workers(master_pid):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) != master_pid:
-                continue
-            status = (stat.parent / "status").read_text()
-        except (OSError, IndexError):
+            status = (directory / "status").read_text()
+        except OSError:
             continue
         rss_kb = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:"))
         sizes.append(round(rss_kb / 1024.0, 1))
