@@ -75,7 +75,7 @@ class TreeEnsemble:
         for _ in range(self.depth):
             x = flat[row_start + self.feature[node]]
             go_right = x > self.threshold[node]
-            if missing:  # NaN > t is False: send it where scikit-learn does instead
+            if missing:  # NaN > t is False: send it where scikit-learn does (TreeShap._chunk too)
                 go_right |= np.isnan(x) & self.missing_right[node]
             node = self.children[2 * node + go_right]
         raw: np.ndarray = self.baseline + self.value[node].sum(axis=1)
