@@ -58,6 +58,7 @@ from tests.support.bundles import promote_files
 from tests.support.processes import (
     AWS_ENV,
     DEV_DATA,
+    child_pids,
     free_port,
     start_moto,
     stop_process,
@@ -70,15 +71,14 @@ API_KEY, ADMIN_KEY = "bench-key", "bench-admin"
 
 
 def _workers(master_pid: int) -> Iterator[tuple[Path, list[str]]]:
-    """Each child of `master_pid`: its /proc directory and the fields of its `stat` after the
-    command name (fields[1] is the parent's pid)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    """Each worker of `master_pid`: its /proc directory and the fields of its `stat` after the
+    command name."""
+    for pid in child_pids(master_pid):
+        directory = Path("/proc") / str(pid)
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            yield directory, (directory / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
-            continue
-        if int(fields[1]) == master_pid:
-            yield stat.parent, fields
+            continue  # gone meanwhile
 
 
 def workers_cpu_s(master_pid: int) -> float:

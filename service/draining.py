@@ -19,33 +19,49 @@ Draining here instead:
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-from typing import Any
+import sys
+from collections.abc import Callable
 
+from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import Server, ServerState
+
+from service.accepting import Acceptor, ConnectionTable
 
 # An idle kept-alive connection gets this long to carry one more request (answered with
 # `Connection: close`) before it is closed.
 IDLE_GRACE_S = 1.0
+# How often a worker compares its connections with its peers', and by how many it must exceed
+# the fewest before it ends one (service.accepting): by one is as even as an odd count gets.
+REBALANCE_S = 0.2
+SHED_AT_EXCESS = 2
 
 
 class DrainState(ServerState):
     def __init__(self) -> None:
         super().__init__()
         self.draining = False
+        self.shed_one = False  # end the next connection that carries a request
+        self.connection_closed: Callable[[], None] = lambda: None
 
 
 class DrainingHttpProtocol(HttpToolsProtocol):
-    """httptools' protocol, which ends each connection after its next response once draining."""
+    """httptools' protocol, which ends each connection after its next response once draining,
+    and one connection when the server sheds one to even out its workers' connections."""
 
     server_state: DrainState
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self.server_state.draining and self.cycle is not None:
+        state = self.server_state
+        if (state.draining or state.shed_one) and self.cycle is not None:
             self.cycle.keep_alive = False
+            state.shed_one = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.server_state.connection_closed()
 
     def shutdown(self) -> None:
         if self.cycle is None or self.cycle.response_complete:
@@ -60,34 +76,60 @@ class DrainingHttpProtocol(HttpToolsProtocol):
 
 
 class DrainingServer(Server):
+    """Uvicorn's server with this module's draining, accepting through `service.accepting`
+    when it serves Gunicorn's listening sockets."""
+
     server_state: DrainState
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        config: Config,
+        connection_table: ConnectionTable | None = None,
+        connection_slot: int | None = None,
+    ) -> None:
+        super().__init__(config)
         self.server_state = DrainState()
+        self._table, self._slot = connection_table, connection_slot
+        self._acceptors: list[Acceptor] = []
+        self._rebalancing: asyncio.TimerHandle | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if sockets is None:
+            await super().startup(sockets)
+            return
+        if self.config.ssl is not None:
+            # The acceptor serves plain HTTP; TLS ends at the load balancer (infra/).
+            raise RuntimeError("the worker does not terminate TLS: leave certfile/keyfile unset")
+        # Uvicorn's start-up for sockets handed over by Gunicorn, with its `create_server`
+        # (which accepts every queued connection at once) replaced by an Acceptor per socket.
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            sys.exit(STARTUP_FAILURE)
+        self.servers = []
+        self._acceptors = [
+            Acceptor(s, self._new_protocol, self.server_state.connections, self._table, self._slot)
+            for s in sockets
+        ]
+        self.server_state.connection_closed = self._acceptors[0].publish
+        self._rebalance()
+        self.started = True
+
+    def _rebalance(self) -> None:
+        """Holding `SHED_AT_EXCESS` or more connections more than a peer: end the next one
+        that carries a request, so that its client reconnects to the peer."""
+        self.server_state.shed_one = self._acceptors[0].excess() >= SHED_AT_EXCESS
+        loop = asyncio.get_running_loop()
+        self._rebalancing = loop.call_later(REBALANCE_S, self._rebalance)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.server_state.draining = True
-        for listener in sockets or []:
-            await self._take_queued_connections(listener)
+        if self._rebalancing is not None:
+            self._rebalancing.cancel()
+        for acceptor in self._acceptors:
+            acceptor.take_queued_and_close()
         # No await between the last accept above and here: Uvicorn's shutdown closes the
         # listening sockets before it first yields, so nothing can be queued and then dropped.
         await super().shutdown(sockets)
-
-    async def _take_queued_connections(self, listener: socket.socket) -> None:
-        """Accept what the kernel already queued and serve it (with `Connection: close`)."""
-        loop = asyncio.get_running_loop()
-        probe = socket.socket(fileno=os.dup(listener.fileno()))
-        try:
-            probe.setblocking(False)
-            while True:
-                try:
-                    connection, _ = probe.accept()
-                except (BlockingIOError, InterruptedError):
-                    return
-                await loop.connect_accepted_socket(self._new_protocol, connection)
-        finally:
-            probe.close()
 
     def _new_protocol(self) -> asyncio.Protocol:
         protocol_class = self.config.http_protocol_class

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from service.accepting import ConnectionTable
 from service.logging import gunicorn_json_logconfig
 from service.settings import SettingsError, load_settings
 
@@ -78,6 +79,20 @@ def on_starting(server: Any) -> None:
         server.fraud_emf = start_emf_thread(settings.emf_service, settings.emf_interval_s)
 
 
+def pre_fork(server: Any, worker: Any) -> None:
+    """Master, before each fork: a slot in the table through which workers share how many
+    connections each holds (service.accepting), so the next connection goes to the one
+    holding the fewest."""
+    if not hasattr(server, "fraud_connection_table"):
+        # Twice the most workers allowed: a replacement may fork before its slot is freed.
+        server.fraud_connection_table = ConnectionTable(slots=128)
+    table = server.fraud_connection_table
+    worker.fraud_connection_table = table
+    worker.fraud_connection_slot = table.claim(
+        getattr(w, "fraud_connection_slot", None) for w in server.WORKERS.values()
+    )
+
+
 def post_fork(server: Any, worker: Any) -> None:
     """Worker: the metrics socket is the master's; a worker holding a copy would keep the
     port bound after the master is gone."""
@@ -94,6 +109,7 @@ def child_exit(server: Any, worker: Any) -> None:
     from service.coordination import remove_worker
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+    server.fraud_connection_table.release(worker.fraud_connection_slot)
     remove_worker(Path(os.environ["FRAUD_COORDINATION_DIR"]), worker.pid)
 
 

@@ -28,7 +28,13 @@ class FraudUvicornWorker(UvicornWorker):  # type: ignore[misc]
     async def _serve(self) -> None:
         """As UvicornWorker's, with the server that drains without resets (service.draining)."""
         self.config.app = self.wsgi
-        server = DrainingServer(config=self.config)
+        # The master's table of connections per worker, and this worker's slot in it
+        # (service.gunicorn_conf); absent under another Gunicorn configuration.
+        server = DrainingServer(
+            self.config,
+            connection_table=getattr(self, "fraud_connection_table", None),
+            connection_slot=getattr(self, "fraud_connection_slot", None),
+        )
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
         if not server.started:

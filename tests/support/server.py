@@ -3,10 +3,12 @@ client on the standard library. Only 127.0.0.1; every process started here is st
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ from typing import Any
 
 from ml.runtime.store import ArtifactStore
 from tests.support.app import ADMIN_KEY, API_KEY
-from tests.support.processes import free_port, stop_process
+from tests.support.processes import child_pids, free_port, stop_process
 
 PREDICT_BODY = json.dumps({"features": [0.5] * 30}).encode()
 
@@ -163,6 +165,28 @@ class ServiceProcess:
             client.close()
             time.sleep(0.05)
         raise TimeoutError(f"not ready within {timeout}s:\n{self.log()}")
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        return child_pids(self.proc.pid)
+
+    def worker_holding(self, client: socket.socket) -> int:
+        """The worker that accepted `client`'s connection: the process holding the server end
+        (found by its socket inode in /proc/net/tcp)."""
+        client_port = client.getsockname()[1]
+        inode = None
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()  # local address, remote address, ..., inode (fields[9])
+            local_port, remote_port = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+            if (local_port, remote_port) == (self.port, client_port):
+                inode = fields[9]
+        assert inode is not None, f"no server end for client port {client_port}"
+        for pid in self.worker_pids():
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):  # closed meanwhile
+                    if os.readlink(fd) == f"socket:[{inode}]":
+                        return pid
+        raise AssertionError(f"no worker holds client port {client_port}")
 
     def terminate(self) -> None:
         assert self.proc is not None
