@@ -133,14 +133,13 @@ class DataPlane:
             )
 
     async def predict_batch(
-        self, rows: list[list[float]], threshold: float | None = None, explain: int = 0
+        self, matrix: np.ndarray, threshold: float | None = None, explain: int = 0
     ) -> BatchPredictions:
-        """Many rows with one bundle, even if a reload swaps it meanwhile; with `explain`, each
-        row's top reasons too."""
-        self.check_batch_size(len(rows))
-        if len(rows) >= LARGE_BATCH_ROWS:
+        """Many rows (float64, one per row) with one bundle, even if a reload swaps it
+        meanwhile; with `explain`, each row's top reasons too."""
+        self.check_batch_size(matrix.shape[0])
+        if matrix.shape[0] >= LARGE_BATCH_ROWS:
             self.heap_grew = True
-        matrix = np.asarray(rows, dtype=np.float64)
         explained = None
         if explain:
             bundle, explained = await self._explain(matrix)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
@@ -14,6 +15,7 @@ from ml.runtime.bundle import BundleError
 from ml.runtime.schema import FEATURE_NAMES
 from ml.runtime.store import StoreError
 from service.auth import HEADER, Scope
+from service.batch_parsing import ParsedBatch, parse_row_arrays
 from service.context import header, request_id_of, request_state
 from service.dataplane import DataPlane
 from service.deps import AdminKey, DataPlaneDep, PredictKey
@@ -36,6 +38,7 @@ router = APIRouter()
 scoring_router = APIRouter(route_class=DirectRoute)
 Body = TypeVar("Body", bound=BaseModel)
 HEADER_KEY = HEADER.lower().encode()
+N_FEATURES = len(FEATURE_NAMES)
 
 
 def json_response(payload: Any, status_code: int = 200) -> Response:
@@ -55,12 +58,12 @@ def _row(values: Any) -> list[float]:
 # the documented contract identical.
 
 
-async def _parse(request: Request, model: type[Body], *, batch: bool = False) -> Body:
-    state = service_state(request)
-    state.keys.check(header(request.scope, HEADER_KEY), Scope.PREDICT)
-    raw = await request.body()
-    if batch:
-        _check_batch_size_first(raw, state.dataplane)
+async def _body(request: Request) -> bytes:
+    service_state(request).keys.check(header(request.scope, HEADER_KEY), Scope.PREDICT)
+    return await request.body()
+
+
+def _validated(raw: bytes, model: type[Body]) -> Body:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -84,6 +87,18 @@ def _check_batch_size_first(raw: bytes, plane: DataPlane) -> None:
         plane.check_batch_size(len(parsed["transactions"]))
 
 
+def _batch(raw: bytes, plane: DataPlane) -> ParsedBatch:
+    """Rows as arrays go straight into a matrix (service/batch_parsing.py); any other body,
+    named rows or one to refuse, is validated by pydantic."""
+    parsed = parse_row_arrays(raw)
+    if parsed is not None:
+        return parsed
+    _check_batch_size_first(raw, plane)
+    body = _validated(raw, BatchRequest)
+    rows = np.array([_row(r) for r in body.transactions], dtype=np.float64).reshape(-1, N_FEATURES)
+    return ParsedBatch(rows, body.threshold, body.explain)
+
+
 @scoring_router.post(
     "/predict",
     response_model=PredictResponse,
@@ -91,7 +106,7 @@ def _check_batch_size_first(raw: bytes, plane: DataPlane) -> None:
     openapi_extra=documented_body(PredictRequest, PREDICT_SCHEME),
 )
 async def predict(request: Request) -> Response:
-    body = await _parse(request, PredictRequest)
+    body = _validated(await _body(request), PredictRequest)
     features = body.features if body.features is not None else body.transaction
     prediction = await service_state(request).dataplane.predict(
         _row(features), body.threshold, body.explain
@@ -116,10 +131,9 @@ async def predict(request: Request) -> Response:
     openapi_extra=documented_body(BatchRequest, PREDICT_SCHEME),
 )
 async def predict_batch(request: Request) -> Response:
-    body = await _parse(request, BatchRequest, batch=True)
-    batch = await service_state(request).dataplane.predict_batch(
-        [_row(r) for r in body.transactions], body.threshold, body.explain
-    )
+    plane = service_state(request).dataplane
+    parsed = _batch(await _body(request), plane)
+    batch = await plane.predict_batch(parsed.rows, parsed.threshold, parsed.explain)
     request_state(request.scope)["model_version"] = batch.model_version
     predictions: list[dict[str, Any]] = [
         {"fraud_probability": p, "is_fraud": d}

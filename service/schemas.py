@@ -136,6 +136,7 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
+Threshold = Annotated[float, Strict(), Field(gt=0.0, lt=1.0)]
 Explain = Annotated[int, Field(ge=0, le=len(FEATURE_NAMES)), BeforeValidator(_whole_number)]
 EXPLAIN_FIELD = Field(
     default=0,
@@ -156,7 +157,7 @@ class PredictRequest(BaseModel):
 
     features: FeatureArray | None = None
     transaction: NamedTransaction | None = None
-    threshold: Annotated[float, Strict(), Field(gt=0.0, lt=1.0)] | None = Field(
+    threshold: Threshold | None = Field(
         default=None, description="Overrides the model's decision threshold for this request."
     )
     explain: Explain = EXPLAIN_FIELD
@@ -181,6 +182,11 @@ class PredictRequest(BaseModel):
         return self
 
 
+BATCH_THRESHOLD_FIELD = Field(
+    default=None, description="Overrides the model's decision threshold for these rows."
+)
+
+
 class BatchRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -190,9 +196,17 @@ class BatchRequest(BaseModel):
     )
 
     transactions: list[Row]
-    threshold: Annotated[float, Strict(), Field(gt=0.0, lt=1.0)] | None = Field(
-        default=None, description="Overrides the model's decision threshold for these rows."
-    )
+    threshold: Threshold | None = BATCH_THRESHOLD_FIELD
+    explain: Explain = EXPLAIN_FIELD
+
+
+class BatchOptions(BaseModel):
+    """A batch's fields besides its rows, validated as in `BatchRequest` (for bodies whose
+    rows service/batch_parsing.py reads itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: Threshold | None = BATCH_THRESHOLD_FIELD
     explain: Explain = EXPLAIN_FIELD
 
 
