@@ -115,14 +115,18 @@ class DriftReference:
 
 
 def _bin_counts(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """A value's bin is the number of edges below it: (-inf, e1], (e1, e2], ..., (e9, inf).
-    A binary search per series: 0.4 ms for 1,800 rows, where comparing every value with every
-    edge took 2.0 ms."""
-    counts = np.empty((len(TRACKED), BINS), dtype=np.int64)
-    for i, series_edges in enumerate(edges):
-        bins = np.searchsorted(series_edges, values[:, i], side="left")
-        counts[i] = np.bincount(bins, minlength=BINS)
-    return counts
+    """A value's bin is the number of edges below it: (-inf, e1], (e1, e2], ..., (e9, inf);
+    values are finite. Counted edge by edge over every series at once, then one bincount:
+    0.30 ms for 1,000 rows of the 31 series, where a binary search per series took 0.61 ms
+    (31 calls of a few thousand compares each) and one (rows, series, edges) comparison 2.0 ms."""
+    bins = np.zeros(values.shape, dtype=np.intp)
+    above = np.empty(values.shape, dtype=bool)
+    for edge in edges.T:  # the j-th edge of every series (+inf where ties left fewer)
+        np.greater(values, edge, out=above)
+        bins += above
+    bins += np.arange(len(edges)) * BINS  # each series counts into BINS slots of its own
+    counts = np.bincount(bins.ravel(), minlength=len(edges) * BINS)
+    return counts.reshape(len(edges), BINS)
 
 
 def psi(expected: np.ndarray, counts: np.ndarray) -> np.ndarray:
