@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from ml.runtime.store import ArtifactStore, StoreTimeouts, open_store
+from ml.runtime.store import ArtifactReader, StoreTimeouts, open_reader
 from service.auth import KeyRing
 from service.console import mount_console
 from service.coordination import PeerChannel
@@ -41,13 +41,13 @@ API_DESCRIPTION = (
 def create_app(
     settings: Settings,
     *,
-    store: ArtifactStore | None = None,
+    store: ArtifactReader | None = None,
     metrics: Metrics | None = None,
 ) -> FastAPI:
     timeouts = StoreTimeouts(
         settings.store_connect_timeout_s, settings.store_read_timeout_s, settings.store_attempts
     )
-    store = store if store is not None else open_store(settings.store_uri, timeouts)
+    store = store if store is not None else open_reader(settings.store_uri, timeouts)
     metrics = metrics if metrics is not None else Metrics()
     peers = PeerChannel(settings.coordination_dir) if settings.coordination_dir else None
     registry = ModelRegistry(

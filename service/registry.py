@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ml.runtime.bundle import BundleError, ModelBundle, load_version
 from ml.runtime.signing import TrustedKeys
-from ml.runtime.store import ArtifactStore, NoProductionModel, PointerState, StoreError
+from ml.runtime.store import ArtifactReader, NoProductionModel, PointerState, StoreError
 from service.coordination import PeerChannel
 from service.errors import NotReady
 from service.logging import get_logger
@@ -50,7 +50,7 @@ UNEXPECTED_LOAD_ERRORS = (ValueError, TypeError, IndexError, KeyError, OverflowE
 class ModelRegistry:
     def __init__(
         self,
-        store: ArtifactStore,
+        store: ArtifactReader,
         metrics: Metrics,
         trusted_keys: TrustedKeys,
         *,
@@ -84,7 +84,7 @@ class ModelRegistry:
         return self._bundle
 
     @property
-    def store(self) -> ArtifactStore:
+    def store(self) -> ArtifactReader:
         return self._store
 
     def require_bundle(self) -> ModelBundle:

@@ -39,7 +39,7 @@ from ml.runtime.layout import (
 from ml.runtime.schema import FEATURE_NAMES
 from ml.runtime.scoring import Scorer, load_scorer, sigmoid
 from ml.runtime.signing import SignatureError, TrustedKeys
-from ml.runtime.store import ArtifactStore, fetch_signatures, fetch_version
+from ml.runtime.store import ArtifactReader, fetch_signatures, fetch_version
 
 FORMAT_VERSION = 2
 CANARY_TOLERANCE = 1e-9
@@ -200,7 +200,7 @@ def load_bundle_dir(directory: Path) -> ModelBundle:
 
 
 def load_version(
-    store: ArtifactStore,
+    store: ArtifactReader,
     version: str,
     *,
     expected_manifest_sha256: str | None = None,

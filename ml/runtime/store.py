@@ -93,15 +93,13 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class ArtifactStore(ABC):
+class ArtifactReader(ABC):
+    """What the service needs of a store: it reads, and never writes."""
+
     uri: str
 
     @abstractmethod
     def get(self, key: str) -> bytes: ...
-
-    @abstractmethod
-    def put_if_absent(self, key: str, data: bytes) -> None:
-        """Create `key`; raise ObjectExists if it is already there."""
 
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]: ...
@@ -109,6 +107,20 @@ class ArtifactStore(ABC):
     @abstractmethod
     def read_pointer(self, if_none_match: str | None = None) -> PointerState | None:
         """The pointer and its ETag; None when `if_none_match` is given and still current."""
+
+    def current_pointer(self) -> PointerState:
+        state = self.read_pointer()
+        assert state is not None  # no if_none_match: always an answer
+        return state
+
+
+class ArtifactStore(ArtifactReader):
+    """A store that training and promotion write to, with create-only objects and a
+    compare-and-swap pointer."""
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> None:
+        """Create `key`; raise ObjectExists if it is already there."""
 
     @abstractmethod
     def swap_pointer(self, pointer: Pointer, expected_etag: str | None) -> str:
@@ -118,11 +130,6 @@ class ArtifactStore(ABC):
     @abstractmethod
     def exists(self) -> bool:
         """Whether the store itself (directory, bucket) is there."""
-
-    def current_pointer(self) -> PointerState:
-        state = self.read_pointer()
-        assert state is not None  # no if_none_match: always an answer
-        return state
 
 
 def describe_pointer(state: PointerState) -> str:
@@ -146,15 +153,34 @@ def open_store(uri: str, timeouts: StoreTimeouts | None = None) -> ArtifactStore
     from ml.runtime.local_store import LocalStore  # the backends import this module
     from ml.runtime.s3_store import S3Store
 
+    location = _location(uri)
+    if isinstance(location, tuple):
+        return S3Store(*location, timeouts=timeouts or StoreTimeouts())
+    return LocalStore(location)
+
+
+def open_reader(uri: str, timeouts: StoreTimeouts | None = None) -> ArtifactReader:
+    """The same stores, read-only: S3 through `S3Reader` (no boto3 client in the service)."""
+    from ml.runtime.local_store import LocalStore
+    from ml.runtime.s3_reader import S3Reader
+
+    location = _location(uri)
+    if isinstance(location, tuple):
+        return S3Reader(*location, timeouts=timeouts or StoreTimeouts())
+    return LocalStore(location)
+
+
+def _location(uri: str) -> tuple[str, str] | Path:
+    """(bucket, prefix) of an s3:// URI, or the directory of a file:// URI or plain path."""
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise StoreError(f"store URI {uri!r} has no bucket; expected s3://bucket/prefix")
-        return S3Store(parsed.netloc, parsed.path, timeouts=timeouts or StoreTimeouts())
+        return parsed.netloc, parsed.path
     if parsed.scheme == "file":
-        return LocalStore(Path(parsed.path))
+        return Path(parsed.path)
     if parsed.scheme == "":
-        return LocalStore(Path(uri))
+        return Path(uri)
     raise StoreError(f"store URI {uri!r}: scheme {parsed.scheme!r} is not s3:// or file://")
 
 
@@ -181,19 +207,19 @@ def publish_version(store: ArtifactStore, version: str, files: Mapping[str, byte
 
 
 def fetch_version(
-    store: ArtifactStore, version: str, names: tuple[str, ...] = BUNDLE_FILES
+    store: ArtifactReader, version: str, names: tuple[str, ...] = BUNDLE_FILES
 ) -> dict[str, bytes]:
     """The named files of a version (all of them by default); a missing one raises."""
     return {name: store.get(version_key(version, name)) for name in names}
 
 
-def fetch_signatures(store: ArtifactStore, version: str) -> list[bytes]:
+def fetch_signatures(store: ArtifactReader, version: str) -> list[bytes]:
     """Every signature file of a version (there is one per key that signed it)."""
     prefix = version_key(version, SIGNATURES_DIR + "/")
     return [store.get(key) for key in store.list_keys(prefix) if key.endswith(".json")]
 
 
-def list_versions(store: ArtifactStore) -> list[str]:
+def list_versions(store: ArtifactReader) -> list[str]:
     names = {key.split("/")[1] for key in store.list_keys(MODELS_PREFIX) if key.count("/") >= 2}
     return sorted(names)
 
@@ -206,5 +232,5 @@ def record_history(store: ArtifactStore, pointer: Pointer) -> str:
     return key
 
 
-def read_history(store: ArtifactStore) -> list[Pointer]:
+def read_history(store: ArtifactReader) -> list[Pointer]:
     return [Pointer.from_json(store.get(key)) for key in store.list_keys(HISTORY_PREFIX)]

@@ -21,8 +21,9 @@ from fastapi.testclient import TestClient
 
 from ml.runtime.layout import MANIFEST_FILE, MODEL_FILE
 from ml.runtime.local_store import LocalStore
+from ml.runtime.s3_reader import S3Reader
 from ml.runtime.s3_store import S3Store
-from ml.runtime.store import Pointer, utc_now
+from ml.runtime.store import Pointer, StoreTimeouts, utc_now
 from service.app import create_app
 from tests.support.app import ADMIN, AUTH, make_settings, metrics_text, wait_ready
 from tests.support.bundles import promote_files
@@ -354,7 +355,7 @@ def test_reload_on_a_hung_store_answers_503_within_its_timeouts(
         response = client.post("/reload", headers=ADMIN)
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "store_unavailable"
-    # The store's client took its bounds from the settings, not botocore's 4 x 10 s.
-    config = app.state.service.dataplane.registry._store._client.meta.config
-    assert (config.connect_timeout, config.read_timeout) == (0.5, 0.5)
-    assert config.retries["total_max_attempts"] == 2
+    # The store took its bounds from the settings, not botocore's 4 x 10 s.
+    store = app.state.service.dataplane.registry.store
+    assert isinstance(store, S3Reader)
+    assert store.timeouts == StoreTimeouts(connect_s=0.5, read_s=0.5, attempts=2)

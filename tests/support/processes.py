@@ -61,15 +61,18 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
             proc.wait(timeout=timeout)
 
 
-def start_moto(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A moto S3 server on a free port of 127.0.0.1; returns the process and its endpoint."""
+def start_moto(
+    log_path: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A moto S3 server on a free port of 127.0.0.1; returns the process and its endpoint.
+    `env` adds to its environment (moto's own switches)."""
     port = free_port()
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **AWS_ENV},
+            env={**os.environ, **AWS_ENV, **(env or {})},
         )
     try:
         wait_for_port(port)
