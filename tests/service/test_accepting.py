@@ -87,6 +87,14 @@ def paused(pids: list[int]) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
+def answered(connect: Callable[[], Client], n: int) -> list[Client]:
+    """n new connections, each of which has carried one request."""
+    clients = [connect() for _ in range(n)]
+    for client in clients:
+        client.get()
+    return clients
+
+
 def holders(service: ServiceProcess, clients: list[Client]) -> list[int]:
     return [service.worker_holding(client.sock) for client in clients]
 
@@ -111,9 +119,7 @@ def test_a_stopped_worker_strands_no_connection(
 ) -> None:
     stopped, running = service.worker_pids()
     with paused([stopped]):
-        clients = [connect() for _ in range(3)]
-        for client in clients:
-            client.get()  # answered: the running worker accepts after its wait
+        clients = answered(connect, 3)  # the running worker accepts each after its wait
         assert holders(service, clients) == [running] * 3
 
 
@@ -122,9 +128,7 @@ def test_a_worker_holding_two_more_ends_one_and_its_client_lands_on_the_other(
 ) -> None:
     first, second = service.worker_pids()
     with paused([second]):
-        clients = [connect() for _ in range(2)]
-        for client in clients:
-            client.get()
+        clients = answered(connect, 2)
     assert holders(service, clients) == [first, first]
 
     ended = 0
