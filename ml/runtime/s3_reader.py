@@ -23,6 +23,7 @@ import urllib3
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import BotoCoreError
 from botocore.session import Session
 
 from ml.runtime.layout import POINTER_KEY
@@ -56,9 +57,12 @@ class S3Reader(ArtifactReader):
         self.timeouts = timeouts = timeouts or StoreTimeouts()
         self._attempts = max(1, timeouts.attempts)
         self._page_size = page_size
-        session = Session()
-        self._credentials: Credentials | None = session.get_credentials()
-        self._region = session.get_config_variable("region") or "us-east-1"
+        self._session = Session()
+        # Resolved at the first request, so a credential endpoint that is briefly down at
+        # start-up (ECS's) is a store failure the registry retries, not a worker that fails
+        # to boot.
+        self._credentials: Credentials | None = None
+        self._region = self._session.get_config_variable("region") or "us-east-1"
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             self._base = f"{endpoint.rstrip('/')}/{quote(bucket)}"
@@ -135,6 +139,11 @@ class S3Reader(ArtifactReader):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _signed(self, url: str, headers: dict[str, str], what: str) -> dict[str, str]:
+        if self._credentials is None:
+            try:
+                self._credentials = self._session.get_credentials()
+            except BotoCoreError as exc:  # the chain found a source that failed to answer
+                raise StoreUnavailable(f"{self.uri}/{what}: AWS credentials: {exc}") from None
         if self._credentials is None:
             raise StoreUnavailable(f"{self.uri}/{what}: no AWS credentials configured")
         request = AWSRequest(method="GET", url=url, headers=headers)

@@ -90,6 +90,22 @@ def test_without_credentials_the_reader_says_so(
         S3Reader("bucket").get("production.json")
 
 
+def test_a_failing_credential_endpoint_is_a_store_failure_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As in ECS when the task-role endpoint does not answer: the reader is made, and each
+    read fails as unavailable (which the registry retries)."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"http://127.0.0.1:{free_port()}/")
+    reader = S3Reader("bucket")
+    with pytest.raises(StoreUnavailable, match="AWS credentials"):
+        reader.current_pointer()
+
+
 def test_the_service_opens_s3_read_only(tmp_path: Path) -> None:
     assert isinstance(open_reader("s3://bucket/some/prefix"), S3Reader)
     assert not isinstance(open_reader(str(tmp_path)), S3Reader)
