@@ -35,6 +35,7 @@ from ml.runtime.store import (
     StoreError,
     StoreTimeouts,
     StoreUnavailable,
+    s3_key_prefix,
 )
 
 S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -52,8 +53,7 @@ class S3Reader(ArtifactReader):
         page_size: int = 1000,
     ) -> None:
         self.bucket = bucket
-        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.prefix, self.uri = s3_key_prefix(bucket, prefix)
         self.timeouts = timeouts = timeouts or StoreTimeouts()
         self._attempts = max(1, timeouts.attempts)
         self._page_size = page_size

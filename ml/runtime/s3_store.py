@@ -18,6 +18,7 @@ from ml.runtime.store import (
     StoreError,
     StoreTimeouts,
     StoreUnavailable,
+    s3_key_prefix,
 )
 
 if TYPE_CHECKING:
@@ -37,8 +38,7 @@ class S3Store(ArtifactStore):
         timeouts: StoreTimeouts | None = None,
     ) -> None:
         self.bucket = bucket
-        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.prefix, self.uri = s3_key_prefix(bucket, prefix)
         self._client = (
             client if client is not None else _make_s3_client(timeouts or StoreTimeouts())
         )

@@ -170,6 +170,13 @@ def open_reader(uri: str, timeouts: StoreTimeouts | None = None) -> ArtifactRead
     return LocalStore(location)
 
 
+def s3_key_prefix(bucket: str, prefix: str) -> tuple[str, str]:
+    """The key prefix of `s3://bucket/prefix` ('' or 'a/b/') and the store's URI, as both S3
+    backends name their objects."""
+    key_prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    return key_prefix, f"s3://{bucket}/{key_prefix}".rstrip("/")
+
+
 def _location(uri: str) -> tuple[str, str] | Path:
     """(bucket, prefix) of an s3:// URI, or the directory of a file:// URI or plain path."""
     parsed = urlparse(uri)
