@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -121,29 +120,17 @@ def bundle_version(bundle_files: dict[str, bytes]) -> str:
     return load_bundle(bundle_files).version
 
 
-@contextmanager
-def serving_bundle(
-    tmp_path: Path, store: ArtifactStore, files: dict[str, bytes]
-) -> Iterator[ServiceProcess]:
-    """A real `fraudctl serve` (2 workers) on `store`, serving `files` as promoted."""
-    promote_files(store, files)
-    with serving(tmp_path, server_env(store)) as server:
-        yield server
+@pytest.fixture
+def served_files(bundle_files: dict[str, bytes]) -> dict[str, bytes]:
+    """The bundle `service` serves; a test module overrides this fixture to serve another."""
+    return bundle_files
 
 
 @pytest.fixture
 def service(
-    tmp_path: Path, s3_store: S3Store, bundle_files: dict[str, bytes]
+    tmp_path: Path, s3_store: S3Store, served_files: dict[str, bytes]
 ) -> Iterator[ServiceProcess]:
-    """A real `fraudctl serve` (2 workers) on moto S3, serving the session's bundle."""
-    with serving_bundle(tmp_path, s3_store, bundle_files) as server:
-        yield server
-
-
-@pytest.fixture
-def strong_service(
-    tmp_path: Path, s3_store: S3Store, strong_files: dict[str, bytes]
-) -> Iterator[ServiceProcess]:
-    """The same, serving the strong model, whose drift reference is the committed rows'."""
-    with serving_bundle(tmp_path, s3_store, strong_files) as server:
+    """A real `fraudctl serve` (2 workers) on moto S3, serving `served_files` as promoted."""
+    promote_files(s3_store, served_files)
+    with serving(tmp_path, server_env(s3_store)) as server:
         yield server

@@ -77,29 +77,29 @@ def test_an_unreachable_store_is_unavailable(monkeypatch: pytest.MonkeyPatch) ->
         reader.current_pointer()
 
 
-def test_without_credentials_the_reader_says_so(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture
+def no_credential_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No keys in the environment, no credential or config files, no instance metadata."""
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.usefixtures("no_credential_sources")
+def test_without_credentials_the_reader_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(StoreUnavailable, match="no AWS credentials configured"):
         S3Reader("bucket").get("production.json")
 
 
+@pytest.mark.usefixtures("no_credential_sources")
 def test_a_failing_credential_endpoint_is_a_store_failure_not_a_crash(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """As in ECS when the task-role endpoint does not answer: the reader is made, and each
     read fails as unavailable (which the registry retries)."""
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"http://127.0.0.1:{free_port()}/")
     reader = S3Reader("bucket")
     with pytest.raises(StoreUnavailable, match="AWS credentials"):

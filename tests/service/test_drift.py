@@ -24,6 +24,12 @@ MAX_ROWS = 5000
 SHIFT_IN_SD = 0.5  # V14 moved by half its training standard deviation
 
 
+@pytest.fixture
+def served_files(strong_files: dict[str, bytes]) -> dict[str, bytes]:
+    """The strong model, whose drift reference is the committed rows'."""
+    return strong_files
+
+
 def drift_in_metrics(server: ServiceProcess) -> tuple[dict[str, float], int | None]:
     """({feature: psi}, live rows) from the master's metrics port."""
     psi: dict[str, float] = {}
@@ -49,7 +55,7 @@ def wait_counted(server: ServiceProcess, rows: int) -> dict[str, float]:
 
 
 def test_a_shifted_feature_shows_as_drift_over_both_workers(
-    strong_service: ServiceProcess,
+    service: ServiceProcess,
     strong_files: dict[str, bytes],
     bundle_files: dict[str, bytes],
     s3_store: S3Store,
@@ -61,14 +67,14 @@ def test_a_shifted_feature_shows_as_drift_over_both_workers(
     v14 = 14
     live[:, v14] += SHIFT_IN_SD * load_dataset(EVAL_DATA).X[:, v14].std()
 
-    assert wait_counted(strong_service, 0) == {}
+    assert wait_counted(service, 0) == {}
     crossed_at = None
-    clients = [Http(strong_service.port), Http(strong_service.port)]  # reaching both workers
+    clients = [Http(service.port), Http(service.port)]  # reaching both workers
     for sent in range(BATCH, MAX_ROWS + 1, BATCH):
         body = json.dumps({"transactions": live[sent - BATCH : sent].tolist()}).encode()
         status, answer = clients[sent // BATCH % 2].request("POST", "/predict/batch", body, AUTH)
         assert status == 200, answer
-        psi = wait_counted(strong_service, sent)
+        psi = wait_counted(service, sent)
         if crossed_at is None and psi["V14"] > 0.2:
             crossed_at = sent
     assert crossed_at is not None, f"V14's PSI stayed at {psi['V14']:.3f} after {MAX_ROWS} rows"
@@ -86,6 +92,6 @@ def test_a_shifted_feature_shows_as_drift_over_both_workers(
     promote_files(s3_store, bundle_files)
     status, _ = clients[0].request("POST", "/reload", headers=ADMIN)
     assert status == 200
-    assert wait_counted(strong_service, 0) == {}
+    assert wait_counted(service, 0) == {}
     for client in clients:
         client.close()
