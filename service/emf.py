@@ -28,10 +28,9 @@ from typing import Any
 
 import orjson
 from prometheus_client.core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from ml.runtime.drift import MIN_LIVE_ROWS, SCORE
-from service.metrics import drift_status
+from service.metrics import TORN_READ_ERRORS, drift_status, read_worker_families
 
 NAMESPACE = "FraudScoring"
 COUNTS = {  # EMF metric -> (Prometheus family, label filter)
@@ -117,8 +116,7 @@ def emf_logger() -> logging.Logger:
 
 def start_emf_thread(service: str, interval_s: float) -> threading.Event:
     """In the Gunicorn master: write a document every `interval_s`; set the event to stop."""
-    collector = MultiProcessCollector(None)  # type: ignore[no-untyped-call]
-    reporter = EmfReporter(service, collector.collect)
+    reporter = EmfReporter(service, read_worker_families)
     logger = emf_logger()
     stop = threading.Event()
 
@@ -126,7 +124,9 @@ def start_emf_thread(service: str, interval_s: float) -> threading.Event:
         while not stop.wait(interval_s):
             try:
                 logger.info(orjson.dumps(reporter.document()).decode())
-            except (OSError, ValueError) as exc:  # a torn multiprocess file: say so, go on
+            except TORN_READ_ERRORS as exc:
+                # A file still torn after every attempt: say so and go on. An escaped error
+                # would end the thread, and with it the task's metrics and alarms, silently.
                 logger.warning(orjson.dumps({"event": "emf_failed", "error": repr(exc)}).decode())
 
     threading.Thread(target=run, name="emf", daemon=True).start()

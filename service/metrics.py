@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,8 +37,29 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 SCORE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
+# What reading the workers' files raises when it catches one mid-write, as a worker that is
+# starting creates its file (a 0-byte file: struct.error), grows it or adds a key (a length
+# past the used size: prometheus_client's RuntimeError "file is corrupted"; half a key:
+# ValueError), or exits (OSError). Each lasts microseconds; a second read finds it whole.
+TORN_READ_ERRORS: tuple[type[Exception], ...] = (struct.error, RuntimeError, ValueError, OSError)
+READ_ATTEMPTS = 3
+
+
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def read_worker_families(
+    attempts: int = READ_ATTEMPTS, pause: Callable[[float], None] = time.sleep
+) -> list[Metric]:
+    """Every worker's samples from PROMETHEUS_MULTIPROC_DIR, read again (after a millisecond)
+    when a file was caught mid-write; the last attempt's error is raised."""
+    for _ in range(attempts - 1):
+        try:
+            return list(MultiProcessCollector(None).collect())  # type: ignore[no-untyped-call]
+        except TORN_READ_ERRORS:
+            pause(0.001)
+    return list(MultiProcessCollector(None).collect())  # type: ignore[no-untyped-call]
 
 
 class Metrics:
@@ -202,7 +225,7 @@ class Metrics:
     def families(self) -> Iterable[Metric]:
         """Every sample: all workers' (multiprocess mode), or this process's."""
         if self._registry is None:
-            return MultiProcessCollector(None).collect()  # type: ignore[no-untyped-call,no-any-return]
+            return read_worker_families()
         return self._registry.collect()
 
     def drift_status(self) -> DriftStatus | None:
@@ -285,11 +308,8 @@ class _WithDrift:
     """Every worker's samples from PROMETHEUS_MULTIPROC_DIR, plus the drift families derived
     from them: one read of the files per scrape."""
 
-    def __init__(self) -> None:
-        self._files = MultiProcessCollector(None)  # type: ignore[no-untyped-call]
-
     def collect(self) -> Iterator[Metric]:
-        families = list(self._files.collect())  # type: ignore[no-untyped-call]
+        families = read_worker_families()
         yield from families
         yield from drift_families(drift_status(families))
 

@@ -4,6 +4,8 @@ JSON Schema plus its cross-references), in-process and from a real Gunicorn mast
 from __future__ import annotations
 
 import json
+import logging
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -11,13 +13,14 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from ml.data import load_dataset
 from ml.runtime.bundle import load_bundle
 from ml.runtime.drift import BINS, MIN_LIVE_ROWS, TRACKED
 from ml.runtime.s3_store import S3Store
-from service.emf import NAMESPACE, EmfReporter
-from service.metrics import Metrics
+from service.emf import NAMESPACE, EmfReporter, emf_logger, start_emf_thread
+from service.metrics import Metrics, read_worker_families
 from tests.support.app import ADMIN, AUTH
 from tests.support.bundles import promote_files
 from tests.support.processes import EVAL_DATA
@@ -183,10 +186,14 @@ def test_the_gunicorn_master_writes_emf_lines_cloudwatch_accepts(
             ]
             failures = sum(d["ReloadFailures"] for d in documents)
             predictions = sum(d["Predictions"] for d in documents)
+            # Drift counts reach the master on each worker's next 0.2 s tick, after the
+            # prediction counters: wait for both.
+            live_rows = max((d.get("DriftLiveRows", 0) for d in documents), default=0)
             expected = 20 + MIN_LIVE_ROWS
             if (
                 failures >= 1
                 and predictions == expected
+                and live_rows >= expected
                 and any("ScorePSI" in d for d in documents)
             ):
                 break
@@ -196,4 +203,59 @@ def test_the_gunicorn_master_writes_emf_lines_cloudwatch_accepts(
         check_emf(document)
         assert document["Service"] == "fraud-test"
     assert failures == 1  # one worker failed; the line counts it once, per interval
-    assert max(d.get("DriftLiveRows", 0) for d in documents) == MIN_LIVE_ROWS + 20
+    assert live_rows == expected  # every row scored, each counted once
+
+
+def _write_counter(path: Path, value: float) -> None:
+    """What a worker's prometheus_client does with its file: size it, then add a sample (an
+    empty file, as a starting worker leaves it for a moment, is what it first creates)."""
+    key = mmap_key("fraud_test", "fraud_test_total", [], [], "A test counter.")
+    file = MmapedDict(str(path))  # type: ignore[no-untyped-call]
+    file.write_value(key, value, 0.0)  # type: ignore[no-untyped-call]
+    file.close()  # type: ignore[no-untyped-call]
+
+
+def test_a_file_caught_mid_write_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    starting = tmp_path / "counter_4242.db"
+    starting.touch()
+    pauses: list[float] = []
+    with pytest.raises(struct.error):  # still torn at the last attempt: raised, not hidden
+        read_worker_families(attempts=3, pause=pauses.append)
+    assert len(pauses) == 2
+
+    def worker_finishes(seconds: float) -> None:
+        _write_counter(starting, 7.0)
+
+    families = read_worker_families(attempts=3, pause=worker_finishes)
+    samples = [s for family in families for s in family.samples if s.name == "fraud_test_total"]
+    assert [s.value for s in samples] == [7.0]
+
+
+def test_the_emf_thread_outlives_a_torn_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    torn = tmp_path / "counter_4242.db"
+    torn.touch()
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    emf_logger().addHandler(handler)
+    stop = start_emf_thread("fraud-test", interval_s=0.02)
+    try:
+        deadline = time.monotonic() + 15.0
+        while not any('"emf_failed"' in line for line in lines):
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.02)
+        _write_counter(torn, 1.0)
+        while not any(line.startswith('{"_aws"') for line in lines):
+            assert time.monotonic() < deadline, lines  # the thread had ended
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        emf_logger().removeHandler(handler)
+    failed = json.loads(next(line for line in lines if '"emf_failed"' in line))
+    assert "unpack" in failed["error"]  # struct.error, named
