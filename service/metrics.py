@@ -216,9 +216,14 @@ class Metrics:
 
     def publish_drift_window(self, counts: np.ndarray) -> None:
         """This worker's window counts (tracked, BINS); only the cells that changed are
-        written (each write is a locked write to the multiprocess file)."""
+        written (each write is a locked write to the multiprocess file).
+
+        The first series is written last. Readers take the live rows from it (`drift_status`)
+        and read the file front to back, where it sits first (its cells were made first): a
+        reader that sees a window's live rows sees every other series of that window or a newer
+        one, never a window half written (a scrape then derived PSI from two windows)."""
         changed = np.nonzero(counts != self._drift_published)
-        for i, b in zip(*changed, strict=True):
+        for i, b in reversed(list(zip(*changed, strict=True))):
             self._drift_cells[i][b][1].set(int(counts[i, b]))
         self._drift_published = counts.copy()
 

@@ -69,29 +69,30 @@ def test_a_shifted_feature_shows_as_drift_over_both_workers(
 
     assert wait_counted(service, 0) == {}
     crossed_at = None
-    clients = [Http(service.port), Http(service.port)]  # reaching both workers
-    for sent in range(BATCH, MAX_ROWS + 1, BATCH):
-        body = json.dumps({"transactions": live[sent - BATCH : sent].tolist()}).encode()
-        status, answer = clients[sent // BATCH % 2].request("POST", "/predict/batch", body, AUTH)
-        assert status == 200, answer
-        psi = wait_counted(service, sent)
-        if crossed_at is None and psi["V14"] > 0.2:
-            crossed_at = sent
-    assert crossed_at is not None, f"V14's PSI stayed at {psi['V14']:.3f} after {MAX_ROWS} rows"
-    others = {name: value for name, value in psi.items() if name not in ("V14", SCORE)}
-    assert max(others.values()) < 0.1, others
-    assert psi[SCORE] >= 0.0  # reported alongside the inputs
+    with Http(service.port) as first, Http(service.port) as second:
+        clients = [first, second]  # reaching both workers
+        for sent in range(BATCH, MAX_ROWS + 1, BATCH):
+            body = json.dumps({"transactions": live[sent - BATCH : sent].tolist()}).encode()
+            status, answer = clients[sent // BATCH % 2].request(
+                "POST", "/predict/batch", body, AUTH
+            )
+            assert status == 200, answer
+            psi = wait_counted(service, sent)
+            if crossed_at is None and psi["V14"] > 0.2:
+                crossed_at = sent
+        assert crossed_at is not None, f"V14's PSI stayed at {psi['V14']:.3f} after {MAX_ROWS} rows"
+        others = {name: value for name, value in psi.items() if name not in ("V14", SCORE)}
+        assert max(others.values()) < 0.1, others
+        assert psi[SCORE] >= 0.0  # reported alongside the inputs
 
-    status, report = clients[0].request("GET", "/drift", headers=AUTH)
-    assert status == 200
-    assert report["model_version"] == version
-    assert report["live_rows"] == MAX_ROWS
-    assert report["psi"]["V14"] == pytest.approx(psi["V14"], abs=1e-6)
+        status, report = clients[0].request("GET", "/drift", headers=AUTH)
+        assert status == 200
+        assert report["model_version"] == version
+        assert report["live_rows"] == MAX_ROWS
+        assert report["psi"]["V14"] == pytest.approx(psi["V14"], abs=1e-6)
 
-    # Another model starts an empty window in every worker: no rows yet, so no PSI.
-    promote_files(s3_store, bundle_files)
-    status, _ = clients[0].request("POST", "/reload", headers=ADMIN)
-    assert status == 200
-    assert wait_counted(service, 0) == {}
-    for client in clients:
-        client.close()
+        # Another model starts an empty window in every worker: no rows yet, so no PSI.
+        promote_files(s3_store, bundle_files)
+        status, _ = clients[0].request("POST", "/reload", headers=ADMIN)
+        assert status == 200
+        assert wait_counted(service, 0) == {}

@@ -65,6 +65,12 @@ class Http:
             self._conn.close()
             self._conn = None
 
+    def __enter__(self) -> Http:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def once(
     port: int,
