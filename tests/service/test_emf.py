@@ -215,31 +215,30 @@ def _write_counter(path: Path, value: float) -> None:
     file.close()  # type: ignore[no-untyped-call]
 
 
-def test_a_file_caught_mid_write_is_read_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def starting_worker_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A metrics directory holding one worker's file as it is created: still empty."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    starting = tmp_path / "counter_4242.db"
-    starting.touch()
+    created = tmp_path / "counter_4242.db"
+    created.touch()
+    return created
+
+
+def test_a_file_caught_mid_write_is_read_again(starting_worker_file: Path) -> None:
     pauses: list[float] = []
     with pytest.raises(struct.error):  # still torn at the last attempt: raised, not hidden
         read_worker_families(attempts=3, pause=pauses.append)
     assert len(pauses) == 2
 
     def worker_finishes(seconds: float) -> None:
-        _write_counter(starting, 7.0)
+        _write_counter(starting_worker_file, 7.0)
 
     families = read_worker_families(attempts=3, pause=worker_finishes)
     samples = [s for family in families for s in family.samples if s.name == "fraud_test_total"]
     assert [s.value for s in samples] == [7.0]
 
 
-def test_the_emf_thread_outlives_a_torn_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    torn = tmp_path / "counter_4242.db"
-    torn.touch()
+def test_the_emf_thread_outlives_a_torn_file(starting_worker_file: Path) -> None:
     lines: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
@@ -250,7 +249,7 @@ def test_the_emf_thread_outlives_a_torn_file(
         while not any('"emf_failed"' in line for line in lines):
             assert time.monotonic() < deadline, lines
             time.sleep(0.02)
-        _write_counter(torn, 1.0)
+        _write_counter(starting_worker_file, 1.0)
         while not any(line.startswith('{"_aws"') for line in lines):
             assert time.monotonic() < deadline, lines  # the thread had ended
             time.sleep(0.02)
