@@ -300,8 +300,9 @@ KEEP_ALIVE_CLIENTS = 16
 
 class KeepAliveClient(threading.Thread):
     """Sends /predict on one kept-alive connection until the server refuses new connections.
-    A request the server accepted and then dropped (reset, EOF) is a failure; a refused
-    connect is not: the server had stopped listening, as it should once draining."""
+    A request the server accepted and then dropped (reset, EOF) is a failure; a refused (or,
+    mid-handshake, reset) connect is not: the server had stopped listening, as it should once
+    draining."""
 
     def __init__(self, port: int, stop: threading.Event) -> None:
         super().__init__(daemon=True)
@@ -319,7 +320,10 @@ class KeepAliveClient(threading.Thread):
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
                 try:
                     conn.connect()
-                except ConnectionRefusedError:
+                except (ConnectionRefusedError, ConnectionResetError):
+                    # Reset: the listener closed while this handshake sat in its queue. No
+                    # request was sent, so none was dropped: the server had stopped listening.
+                    conn.close()
                     return
             try:
                 conn.request("POST", "/predict", body=PREDICT_BODY, headers=headers)
