@@ -88,10 +88,21 @@ def paused(pids: list[int]) -> Iterator[None]:
 
 
 def answered(connect: Callable[[], Client], n: int) -> list[Client]:
-    """n new connections, each of which has carried one request."""
+    """n new connections, queued together, each of which has carried one request and is still
+    open.
+
+    A worker holding `SHED_AT_EXCESS` more connections than a peer ends one after its next
+    response (service.draining), and a paused peer holds none: so a request can be answered
+    with `Connection: close`. Its client reconnects, as any client does, and asks again. A
+    worker sheds at most one connection per `REBALANCE_S` tick, so a few attempts suffice."""
     clients = [connect() for _ in range(n)]
     for client in clients:
-        client.get()
+        for _ in range(5):
+            if not client.get():
+                break
+            client.reconnect()
+        else:
+            raise AssertionError("5 connections in a row were ended after their response")
     return clients
 
 
