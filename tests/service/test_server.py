@@ -53,6 +53,17 @@ def metric(text: str, prefix: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
 
 
+def scrape_counted(service: ServiceProcess, prefix: str, expected: float) -> str:
+    """A scrape once `prefix` sums to `expected`, or the last one after 10 s. A worker counts
+    a request after its response has been written, so a scrape can still miss the last one."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = service.metrics()
+        if metric(text, prefix) == expected or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
+
+
 def test_predicts_and_aggregates_metrics_over_both_workers(
     service: ServiceProcess, bundle_version: str
 ) -> None:
@@ -65,10 +76,10 @@ def test_predicts_and_aggregates_metrics_over_both_workers(
             break
         time.sleep(0.1)
     assert len({entry["pid"] for entry in loaded}) == 2  # one line per worker, each its pid
-    text = service.metrics()
+    counted = 'fraud_http_requests_total{method="POST",route="/predict",status="200"}'
+    text = scrape_counted(service, counted, 40.0)
     assert once(service.port, "GET", "/metrics")[0] == 404  # never through the API's port
-    total = metric(text, 'fraud_http_requests_total{method="POST",route="/predict",status="200"}')
-    assert total == 40.0
+    assert metric(text, counted) == 40.0
     pids = {
         line.split('pid="')[1].split('"')[0]
         for line in text.splitlines()
@@ -449,14 +460,8 @@ def test_a_client_that_leaves_mid_body_is_recorded_as_499_not_a_500(
             + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
             + b'{"features": [1'
         )
-    counted = 'fraud_http_requests_total{method="POST",route="/predict",status="499"} 1.0'
-    deadline = time.monotonic() + 10
-    while True:
-        # Until the count itself: a scrape can see the labelled series before its increment.
-        text = service.metrics()
-        if counted in text or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert counted in text
+    counted = 'fraud_http_requests_total{method="POST",route="/predict",status="499"}'
+    text = scrape_counted(service, counted, 1.0)
+    assert metric(text, counted) == 1.0
     assert 'status="500"' not in text
     assert "unhandled_error" not in service.log()
