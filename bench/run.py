@@ -202,6 +202,11 @@ def ratios(ours: list[LoadResult], floor: list[LoadResult]) -> list[float]:
     return [round(o.rps / f.rps, 3) for o, f in zip(ours, floor, strict=True)]
 
 
+def rows_per_s(runs: list[LoadResult], rows_per_request: int = 1000) -> int:
+    """Rows scored a second by batch requests: the median over `runs`."""
+    return round(statistics.median(r.rps for r in runs) * rows_per_request)
+
+
 def median_ratio(ours: list[LoadResult], floor: list[LoadResult]) -> float:
     return round(statistics.median(ratios(ours, floor)), 3)
 
@@ -325,21 +330,15 @@ def main() -> None:
 
             # In rounds too: two bench runs in a row, one 5 s run each, read 217k and 156k
             # rows/s for the batch (and 41k and 28k explained): the shared machine, not the code.
-            explain_one: list[LoadResult] = []
-            explain_batch: list[LoadResult] = []
-            batch: list[LoadResult] = []
+            ours_only = {
+                "explain_one": ("/predict", explain_body, 1),
+                "explain_batch": ("/predict/batch", explain_batch_body, 2),
+                "batch": ("/predict/batch", batch_body, 2),
+            }
+            alone: dict[str, list[LoadResult]] = {name: [] for name in ours_only}
             for _ in range(args.rounds):
-                explain_one.append(
-                    run_load(server.port, "/predict", explain_body, API_KEY, 1, args.seconds)
-                )
-                explain_batch.append(
-                    run_load(
-                        server.port, "/predict/batch", explain_batch_body, API_KEY, 2, args.seconds
-                    )
-                )
-                batch.append(
-                    run_load(server.port, "/predict/batch", batch_body, API_KEY, 2, args.seconds)
-                )
+                for name, (path, body, c) in ours_only.items():
+                    alone[name].append(run_load(server.port, path, body, API_KEY, c, args.seconds))
             client_rows_per_s = client_scoring(server.port, data.X.tolist())
             assert server.proc is not None
             rss = worker_rss_mb(server.proc.pid)
@@ -371,9 +370,9 @@ def main() -> None:
         table_row("floor /predict", floor_runs[32]),
         table_row("ours /predict", ours[1]),
         table_row("ours /predict", ours[32]),
-        table_row("ours /predict/batch (1000 rows)", batch),
-        table_row("ours /predict, explain 5", explain_one),
-        table_row("ours /predict/batch (1000 rows), explain 5", explain_batch),
+        table_row("ours /predict/batch (1000 rows)", alone["batch"]),
+        table_row("ours /predict, explain 5", alone["explain_one"]),
+        table_row("ours /predict/batch (1000 rows), explain 5", alone["explain_batch"]),
         table_row("ours /predict, no drift reference", drift_runs["off"]),
         table_row("ours /predict, drift counted", drift_runs["on"]),
         table_row("ours /predict during reloads", [during]),
@@ -396,10 +395,10 @@ def main() -> None:
         "ratio_ours_to_floor_c32": median_ratio(ours[32], floor_runs[32]),
         "ratio_ours_to_floor_c1": median_ratio(ours[1], floor_runs[1]),
         "ratios_by_round_c32": ratios(ours[32], floor_runs[32]),
-        "batch_rows_per_s": round(statistics.median(r.rps for r in batch) * 1000),
-        "batch_rows_per_s_by_round": [round(r.rps * 1000) for r in batch],
-        "explain_batch_rows_per_s_by_round": [round(r.rps * 1000) for r in explain_batch],
-        "explain_batch_rows_per_s": round(statistics.median(r.rps for r in explain_batch) * 1000),
+        "batch_rows_per_s": rows_per_s(alone["batch"]),
+        "batch_rows_per_s_by_round": [rows_per_s([r]) for r in alone["batch"]],
+        "explain_batch_rows_per_s_by_round": [rows_per_s([r]) for r in alone["explain_batch"]],
+        "explain_batch_rows_per_s": rows_per_s(alone["explain_batch"]),
         "drift_on_to_off_c32": median_ratio(drift_runs["on"], drift_runs["off"]),
         "drift_ratios_by_round_c32": ratios(drift_runs["on"], drift_runs["off"]),
         "drift_worker_cpu_us_per_request": {
