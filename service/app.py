@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from ml.runtime.bundle_cache import BundleCache
 from ml.runtime.store import ArtifactReader, StoreTimeouts, open_reader
 from service.auth import KeyRing
 from service.console import mount_console
@@ -45,16 +46,22 @@ def create_app(
     metrics: Metrics | None = None,
 ) -> FastAPI:
     timeouts = StoreTimeouts(
-        settings.store_connect_timeout_s, settings.store_read_timeout_s, settings.store_attempts
+        settings.store_connect_timeout_s,
+        settings.store_read_timeout_s,
+        settings.store_attempts,
+        settings.store_object_timeout_s,
     )
-    store = store if store is not None else open_reader(settings.store_uri, timeouts)
+    if store is None:
+        store = open_reader(settings.store_uri, timeouts, settings.store_max_object_bytes)
     metrics = metrics if metrics is not None else Metrics()
     peers = PeerChannel(settings.coordination_dir) if settings.coordination_dir else None
+    cache = BundleCache(settings.bundle_cache_dir) if settings.bundle_cache_dir else None
     registry = ModelRegistry(
         store,
         metrics,
         settings.trusted_keys,
         peers=peers,
+        cache=cache,
         poll_interval_s=settings.model_poll_interval_s,
         peer_check_interval_s=settings.peer_check_interval_s,
         reload_wait_s=settings.reload_wait_s,

@@ -1,4 +1,5 @@
-"""The common batch body, parsed straight into a float64 matrix.
+"""Request bodies before pydantic: the common batch body parsed straight into a float64
+matrix, and a shape guard that bounds how much work any body can ask of validation.
 
 Clients send batches at volume as `{"transactions": [[30 numbers], ...]}`, perhaps with
 `threshold` and `explain`. pydantic parses that into 30,000 Python floats per 1,000 rows
@@ -14,6 +15,7 @@ with pydantic as before, so every refusal keeps its message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +24,26 @@ import simdjson
 from pydantic import ValidationError
 
 from ml.runtime.schema import FEATURE_NAMES
+from service.errors import InvalidInput
 from service.schemas import BatchOptions
 
 ROW_LENGTH = len(FEATURE_NAMES)
 OPTION_KEYS = frozenset(BatchOptions.model_fields)
+
+# What simdjson raises besides ValueError: BIGINT_ERROR for an integer beyond 64 bits,
+# DEPTH_ERROR past 1,024 levels of nesting (both once answered 500).
+SIMDJSON_ERRORS = (ValueError, UnicodeDecodeError, RuntimeError)
+
+# The shape guard. pydantic validates (and describes) every item before any length limit
+# applies: a 2 MB body of 10^6 scalar rows took 7.8 s of a worker's loop, one row object with
+# 180,000 extra keys 4.2 s. A body this small cannot hold enough items to matter (pydantic
+# spends < 1 ms on it), so it skips the guard: /predict's hot path never pays for it.
+SHAPE_FREE_BYTES = 16 * 1024
+# Most keys a body, or a row given as an object, may have; most items a row array may have.
+# Twice what a valid body holds (30 features; 4 top-level fields), so that a body a little
+# off still gets pydantic's field-by-field messages.
+MAX_OBJECT_KEYS = 2 * ROW_LENGTH
+MAX_ROW_ITEMS = 2 * ROW_LENGTH
 
 
 @dataclass(frozen=True)
@@ -39,9 +57,9 @@ def parse_row_arrays(raw: bytes) -> ParsedBatch | None:
     """The batch in `raw` if its rows are all arrays of 30 finite numbers; None otherwise."""
     try:
         document = simdjson.Parser().parse(raw)  # its own parser: nothing kept between bodies
-    except (ValueError, UnicodeDecodeError):
+    except SIMDJSON_ERRORS:
         return None  # not JSON (or numbers simdjson refuses): pydantic says why
-    if not isinstance(document, simdjson.Object):
+    if not isinstance(document, simdjson.Object) or len(document) > len(OPTION_KEYS) + 1:
         return None
     keys = list(document.keys())
     # simdjson reads a repeated key's first value, pydantic its last.
@@ -80,3 +98,55 @@ def _rows(transactions: object, raw: bytes) -> np.ndarray | None:
     if flat.size != n * ROW_LENGTH or not np.isfinite(flat).all():
         return None
     return flat.reshape(n, ROW_LENGTH)
+
+
+def check_shape(raw: bytes, check_rows: Callable[[int], None]) -> None:
+    """Refuse a body whose counts alone make it invalid, before pydantic looks at any item:
+    a row count `check_rows` refuses (the data plane's batch limits), a row or body with too
+    many keys or items (422). A body this cannot parse is left to pydantic, which says why."""
+    if len(raw) <= SHAPE_FREE_BYTES:
+        return
+    document = _parse_any(raw)
+    if not isinstance(document, simdjson.Object | dict):
+        return
+    _check_size("body", document, MAX_OBJECT_KEYS)
+    rows = document.get("transactions")
+    if isinstance(rows, simdjson.Array | list):
+        check_rows(len(rows))
+        for index, row in enumerate(rows):
+            _check_size(f"transactions[{index}]", row, MAX_ROW_ITEMS)
+    for name in ("features", "transaction"):
+        _check_size(name, document.get(name), MAX_ROW_ITEMS)
+
+
+def _parse_any(raw: bytes) -> object:
+    """The body as simdjson proxies (cheap: nothing is converted until read); as Python
+    objects where simdjson refuses a number; None if it is not JSON at all."""
+    try:
+        return simdjson.Parser().parse(raw)
+    except SIMDJSON_ERRORS:
+        pass
+    try:
+        return orjson.loads(raw)  # integers beyond 64 bits, which pydantic also accepts
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _check_size(field: str, value: object, limit: int) -> None:
+    if isinstance(value, simdjson.Object | dict):
+        kind = "keys"
+    elif isinstance(value, simdjson.Array | list):
+        kind = "items"
+    else:
+        return
+    if len(value) > limit:
+        expected = (
+            "a request body has at most 4 fields"
+            if field == "body"
+            else f"a transaction has {ROW_LENGTH}: Time, V1..V28, Amount"
+        )
+        problem = f"at most {limit} {kind} are read here ({expected}), received {len(value)}"
+        raise InvalidInput(
+            f"invalid request: {field}: {problem}",
+            details=[{"field": field, "problem": problem, "received": len(value)}],
+        )

@@ -17,7 +17,14 @@ from starlette.responses import Response
 
 from ml.runtime.bundle import BundleError
 from ml.runtime.schema import FEATURE_NAMES
-from ml.runtime.store import NoProductionModel, ObjectNotFound, StoreError, StoreUnavailable
+from ml.runtime.store import (
+    InvalidPointer,
+    NoProductionModel,
+    ObjectNotFound,
+    ObjectTooLarge,
+    StoreError,
+    StoreUnavailable,
+)
 from service.context import request_id_of
 
 N_FEATURES = len(FEATURE_NAMES)
@@ -148,8 +155,9 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
 MAX_ERROR_DETAILS = 25
 
 
-def invalid_request(errors: Any) -> ServiceError:
-    """The one error for a body that does not parse (400) or does not validate (422)."""
+def invalid_request(errors: Any, note: str = "") -> ServiceError:
+    """The one error for a body that does not parse (400) or does not validate (422); `note`
+    ends the message of the latter."""
     errors = list(errors)
     broken = next((e for e in errors if e["type"] == "json_invalid"), None)
     if broken is not None:
@@ -159,7 +167,7 @@ def invalid_request(errors: Any) -> ServiceError:
     summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
     if len(errors) > len(details):
         summary += f" (and {len(errors) - len(details)} more problems; {len(errors)} in all)"
-    return InvalidInput(f"invalid request: {summary}", details=details)
+    return InvalidInput(f"invalid request: {summary}{note}", details=details)
 
 
 def shown_value(value: Any) -> Any:
@@ -194,6 +202,10 @@ def load_failure(exc: BundleError | StoreError) -> ServiceError:
         )
     if isinstance(exc, BundleError):
         return BadGateway(f"bundle refused ({exc.reason}): {exc}", code=exc.reason)
+    if isinstance(exc, InvalidPointer):
+        return BadGateway(str(exc), code="invalid_pointer")
+    if isinstance(exc, ObjectTooLarge):
+        return BadGateway(f"store object refused: {exc}", code="object_refused")
     return BadGateway(f"artifact store error: {exc}", code="store_error")
 
 

@@ -35,6 +35,8 @@ _runtime_is_ours = settings.runtime_dir is None  # made here, so removed here at
 # Read by prometheus_client and by each worker's Settings: they must be in the environment.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_runtime / "prometheus"))
 os.environ.setdefault("FRAUD_COORDINATION_DIR", str(_runtime / "workers"))
+# Not wiped at start: a task restarted during a store outage can still serve what it verified.
+os.environ.setdefault("FRAUD_BUNDLE_CACHE_DIR", str(_runtime / "bundle-cache"))
 
 bind = settings.bind
 workers = settings.workers

@@ -9,6 +9,13 @@ bundle is in memory. Any failure leaves the current bundle serving.
 
 Triggers: `startup` (retried with backoff until it succeeds), `api` (POST /reload),
 `peer` (another worker of this task reloaded), `poll` (production.json changed in the store).
+
+The invariant: within one poll interval, every worker serves the version production.json
+names, for any sequence of writes. The poll's conditional GET keeps it cheap, so the ETag it
+sends must always be that of a pointer whose bundle this worker serves: it is set only where a
+pointer read is installed, and forgotten when a peer's announcement installs a bundle without
+one. (It once was kept then: a worker moved by a peer to version a still held c's ETag, and a
+pointer written back to c's very bytes answered it 304 forever.)
 """
 
 from __future__ import annotations
@@ -20,8 +27,17 @@ import time
 from dataclasses import dataclass
 
 from ml.runtime.bundle import BundleError, ModelBundle, load_version
+from ml.runtime.bundle_cache import BundleCache, RecordingReader
 from ml.runtime.signing import TrustedKeys
-from ml.runtime.store import ArtifactReader, NoProductionModel, PointerState, StoreError
+from ml.runtime.store import (
+    ArtifactReader,
+    NoProductionModel,
+    Pointer,
+    PointerState,
+    StoreError,
+    StoreUnavailable,
+    utc_now,
+)
 from service.coordination import PeerChannel
 from service.errors import NotReady
 from service.logging import get_logger
@@ -44,7 +60,15 @@ class ReloadOutcome:
 
 
 # What a load could raise that no verification step turned into a BundleError.
-UNEXPECTED_LOAD_ERRORS = (ValueError, TypeError, IndexError, KeyError, OverflowError, MemoryError)
+UNEXPECTED_LOAD_ERRORS = (
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    OverflowError,
+    MemoryError,
+    RecursionError,
+)
 
 
 class ModelRegistry:
@@ -55,6 +79,7 @@ class ModelRegistry:
         trusted_keys: TrustedKeys,
         *,
         peers: PeerChannel | None = None,
+        cache: BundleCache | None = None,
         poll_interval_s: float = 30.0,
         peer_check_interval_s: float = 0.2,
         reload_wait_s: float = 5.0,
@@ -64,6 +89,7 @@ class ModelRegistry:
         self._store = store
         self._metrics = metrics
         self._peers = peers
+        self._cache = cache
         self._poll_interval_s = poll_interval_s
         self._peer_check_interval_s = peer_check_interval_s
         self._reload_wait_s = reload_wait_s
@@ -119,33 +145,45 @@ class ModelRegistry:
         )
 
     async def _follow_pointer(
-        self, trigger: str, state: PointerState | None = None
+        self, trigger: str, state: PointerState | None = None, source: ArtifactReader | None = None
     ) -> tuple[ModelBundle | None, bool]:
-        """Install what production.json names (read now unless `state` is given), under the
-        lock. Returns the bundle served before (read under the lock, so concurrent reloads
-        each see the one they replaced) and whether it changed."""
+        """Install what production.json names (read now unless `state` is given) from the
+        store (or `source`), under the lock. Returns the bundle served before (read under the
+        lock, so concurrent reloads each see the one they replaced) and whether it changed."""
+        source = source or self._store
         async with self._lock:
             previous = self._bundle
             if state is None:
-                state = await asyncio.to_thread(self._store.current_pointer)
-            return previous, await self._install_from_pointer(state, trigger)
+                state = await asyncio.to_thread(source.current_pointer)
+            return previous, await self._install_from_pointer(state, trigger, source)
 
-    async def _install_from_pointer(self, state: PointerState, trigger: str) -> bool:
+    async def _install_from_pointer(
+        self, state: PointerState, trigger: str, source: ArtifactReader
+    ) -> bool:
         pointer = state.pointer
         if pointer is None:
-            raise NoProductionModel(f"{self._store.uri} has no production.json: nothing promoted")
+            raise NoProductionModel(f"{source.uri} has no production.json: nothing promoted")
         current = self._bundle
+        etag = state.etag if source is self._store else None  # only the store's is polled
         if current is not None and current.manifest_sha256 == pointer.manifest_sha256:
-            self._etag = state.etag
+            self._etag = etag
             self._metrics.reloads.labels(trigger, "unchanged").inc()
             return False
-        await self._load_and_swap(pointer.version, pointer.manifest_sha256, trigger)
-        self._etag = state.etag
+        await self._load_and_swap(pointer.version, pointer.manifest_sha256, trigger, source)
+        self._etag = etag
         return True
 
-    async def _load_and_swap(self, version: str, manifest_sha256: str, trigger: str) -> None:
+    async def _load_and_swap(
+        self,
+        version: str,
+        manifest_sha256: str,
+        trigger: str,
+        source: ArtifactReader | None = None,
+    ) -> None:
         started = time.perf_counter()
-        bundle = await asyncio.to_thread(self._fetch_and_verify, version, manifest_sha256)
+        source = source or self._store
+        reader = RecordingReader(source)
+        bundle = await asyncio.to_thread(self._fetch_and_verify, reader, version, manifest_sha256)
         previous, self._bundle = self._bundle, bundle  # the swap: one reference
         self._metrics.set_model_version(bundle.version, previous.version if previous else None)
         self._metrics.reloads.labels(trigger, "success").inc()
@@ -158,12 +196,27 @@ class ModelRegistry:
             model_version=bundle.version,
             previous_version=previous.version if previous else None,
             load_ms=round((time.perf_counter() - started) * 1000.0, 1),
+            source=source.uri,
         )
+        if self._cache is not None and source is self._store:
+            await asyncio.to_thread(self._remember, bundle, reader.objects)
 
-    def _fetch_and_verify(self, version: str, manifest_sha256: str) -> ModelBundle:
+    def _remember(self, bundle: ModelBundle, objects: dict[str, bytes]) -> None:
+        """Keep the verified bundle's files on local disk; a cache that cannot be written costs
+        only the fallback, never the load."""
+        assert self._cache is not None
+        pointer = Pointer(bundle.version, bundle.manifest_sha256, None, utc_now(), "cache")
+        try:
+            self._cache.remember(pointer, objects)
+        except (OSError, StoreError) as exc:
+            log.warning("bundle_cache_write_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _fetch_and_verify(
+        self, reader: ArtifactReader, version: str, manifest_sha256: str
+    ) -> ModelBundle:
         try:
             return load_version(
-                self._store,
+                reader,
                 version,
                 expected_manifest_sha256=manifest_sha256,
                 trusted_keys=self._trusted_keys,
@@ -232,9 +285,26 @@ class ModelRegistry:
             except (StoreError, BundleError) as exc:
                 self.not_ready_reason = f"{type(exc).__name__}: {exc}"
                 self._record_failure("startup", exc)
+                if isinstance(exc, StoreUnavailable) and await self._load_from_cache():
+                    self._first_load.set()  # polling goes on, and follows the store once back
+                    return
                 log.warning("startup_load_retry", attempt=attempt, retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
                 delay = min(delay * 2.0, self._retry_max_s)
+
+    async def _load_from_cache(self) -> bool:
+        """The last verified bundle from local disk, verified again as from the store."""
+        if self._cache is None or self._bundle is not None:
+            return False
+        try:
+            state = await asyncio.to_thread(self._cache.store.current_pointer)
+            if state.pointer is None:
+                return False  # nothing verified on this disk yet
+            await self._follow_pointer("cache", state, source=self._cache.store)
+        except (StoreError, BundleError) as exc:
+            self._record_failure("cache", exc)
+            return False
+        return True
 
     async def _poll_forever(self) -> None:
         """Conditional GET of production.json: cheap when nothing changed (304)."""
@@ -264,5 +334,6 @@ class ModelRegistry:
             try:
                 async with self._lock:
                     await self._load_and_swap(target.version, target.manifest_sha256, "peer")
+                    self._etag = None  # no pointer read backs this bundle: the next poll reads
             except (StoreError, BundleError) as exc:
                 self._record_failure("peer", exc)

@@ -15,7 +15,7 @@ from ml.runtime.bundle import BundleError
 from ml.runtime.schema import FEATURE_NAMES
 from ml.runtime.store import StoreError
 from service.auth import HEADER, Scope
-from service.batch_parsing import ParsedBatch, parse_row_arrays
+from service.batch_parsing import ParsedBatch, check_shape, parse_row_arrays
 from service.context import header, request_id_of, request_state
 from service.dataplane import DataPlane
 from service.deps import AdminKey, DataPlaneDep, PredictKey
@@ -63,28 +63,17 @@ async def _body(request: Request) -> bytes:
     return await request.body()
 
 
-def _validated(raw: bytes, model: type[Body]) -> Body:
+def _validated(raw: bytes, model: type[Body], note: str = "") -> Body:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise invalid_request(exc.errors()) from None
+        errors = exc.errors()
+        about_rows = any(error["loc"][:1] == ("transactions",) for error in errors)
+        raise invalid_request(errors, note if about_rows else "") from None
 
 
-def _check_batch_size_first(raw: bytes, plane: DataPlane) -> None:
-    """Count the rows before pydantic validates each of them: an oversized batch of bad rows
-    once cost 2-3 s of validation before the row limit refused it.
-
-    Every row opens with `[` or `{`, so their count (less the body's own two) bounds the rows
-    from above at C speed (~0.1 ms for 1,000 rows). Only a body over the limit by that bound
-    is parsed to count exactly (orjson, ~1 ms); one it cannot parse is left to pydantic."""
-    if raw.count(b"[") + raw.count(b"{") - 2 <= plane.max_batch_rows:
-        return
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return
-    if isinstance(parsed, dict) and isinstance(parsed.get("transactions"), list):
-        plane.check_batch_size(len(parsed["transactions"]))
+# BatchRequest stops at the first invalid row (service/schemas.py): the message says so.
+FIRST_BAD_ROW = " (rows after the first invalid one are not checked)"
 
 
 def _batch(raw: bytes, plane: DataPlane) -> ParsedBatch:
@@ -93,8 +82,8 @@ def _batch(raw: bytes, plane: DataPlane) -> ParsedBatch:
     parsed = parse_row_arrays(raw)
     if parsed is not None:
         return parsed
-    _check_batch_size_first(raw, plane)
-    body = _validated(raw, BatchRequest)
+    check_shape(raw, plane.check_batch_size)
+    body = _validated(raw, BatchRequest, FIRST_BAD_ROW)
     rows = np.array([_row(r) for r in body.transactions], dtype=np.float64).reshape(-1, N_FEATURES)
     return ParsedBatch(rows, body.threshold, body.explain)
 
@@ -106,7 +95,9 @@ def _batch(raw: bytes, plane: DataPlane) -> ParsedBatch:
     openapi_extra=documented_body(PredictRequest, PREDICT_SCHEME),
 )
 async def predict(request: Request) -> Response:
-    body = _validated(await _body(request), PredictRequest)
+    raw = await _body(request)
+    check_shape(raw, service_state(request).dataplane.check_batch_size)
+    body = _validated(raw, PredictRequest)
     features = body.features if body.features is not None else body.transaction
     prediction = await service_state(request).dataplane.predict(
         _row(features), body.threshold, body.explain

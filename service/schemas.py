@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Discriminator,
+    FailFast,
     Field,
     JsonValue,
     Strict,
@@ -195,7 +196,9 @@ class BatchRequest(BaseModel):
         },
     )
 
-    transactions: list[Row]
+    # Validation stops at the first invalid row: describing every bad value of 1,000 bad rows
+    # held a worker's loop for 70-140 ms (30,000 errors); one row's problems are a few.
+    transactions: Annotated[list[Row], FailFast()]
     threshold: Threshold | None = BATCH_THRESHOLD_FIELD
     explain: Explain = EXPLAIN_FIELD
 

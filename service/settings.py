@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     """Each S3 call: connect and read timeouts, and attempts in all. The defaults bound a call
     to a store that hangs at ~10 s, so /reload answers 503 rather than waiting."""
 
+    store_object_timeout_s: float = Field(default=20.0, gt=0.0, le=600.0)
+    """Most time one object's body may take to arrive, however it trickles in."""
+
+    store_max_object_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
+    """Largest store object a worker reads (the real manifest.json is ~130 KB, model.npz
+    ~115 KB); a larger one is refused unread, as is anything but a regular file. A bundle's
+    serving files are further held to the sizes its signed manifest states."""
+
     model_poll_interval_s: float = Field(default=30.0, ge=0.0)
     """How often each worker checks production.json (+/- 10 % jitter); 0 disables polling."""
 
@@ -81,6 +89,11 @@ class Settings(BaseSettings):
     coordination_dir: Path | None = None
     """A directory shared by the workers of one task, through which a reload reaches all of
     them. Set by the Gunicorn config; unset means a single process."""
+
+    bundle_cache_dir: Path | None = None
+    """Where each worker keeps the last verified bundle's files, to start from when the store
+    is unreachable (verified exactly as from the store). Set by the Gunicorn config to the
+    runtime directory's `bundle-cache`; unset means no cache."""
 
     peer_check_interval_s: float = Field(default=0.2, gt=0.0)
     """How often a worker looks at the shared reload marker (a local file stat)."""

@@ -40,6 +40,7 @@ from ml.runtime.schema import FEATURE_NAMES
 from ml.runtime.scoring import Scorer, load_scorer, sigmoid
 from ml.runtime.signing import SignatureError, TrustedKeys
 from ml.runtime.store import ArtifactReader, fetch_signatures, fetch_version
+from ml.runtime.untrusted_json import NotJsonObject, parse_object
 
 FORMAT_VERSION = 2
 CANARY_TOLERANCE = 1e-9
@@ -83,10 +84,10 @@ class Manifest:
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
         try:
-            raw = json.loads(data)
-            found = raw.get("format_version")
-        except (ValueError, AttributeError) as exc:
+            raw = parse_object(data)
+        except NotJsonObject as exc:
             raise BundleError("invalid_manifest", f"manifest.json is not valid: {exc}") from None
+        found = raw.get("format_version")
         if found == 1:
             raise BundleError(
                 "needs_migration",
@@ -214,15 +215,28 @@ def load_version(
     signer = None
     if trusted_keys is not None:
         try:
-            signer = trusted_keys.verify(manifest_sha, fetch_signatures(store, version))
+            signatures = fetch_signatures(store, version, frozenset(trusted_keys.keys))
+            signer = trusted_keys.verify(manifest_sha, signatures)
         except SignatureError as exc:
             if exc.reason == "unsigned":
                 Manifest.from_json(manifest_bytes)  # a format-1 bundle: say how to migrate
             raise BundleError(exc.reason, f"bundle {version}: {exc}") from None
     manifest = Manifest.from_json(manifest_bytes)  # the format, before fetching what it names
     names = SERVING_FILES if trusted_keys is not None else ARTIFACT_FILES
-    files = fetch_version(store, version, names)
+    files = fetch_version(store, version, names, _declared_sizes(manifest))
     return _assemble(manifest, manifest_sha, files, signed_by=signer)
+
+
+def _declared_sizes(manifest: Manifest) -> dict[str, int]:
+    """Each file's size as the manifest states it: no more than that is read of it."""
+    sizes: dict[str, int] = {}
+    if not isinstance(manifest.files, dict):
+        return sizes  # unsigned: the checksums refuse it
+    for name, entry in manifest.files.items():
+        size = entry.get("bytes") if isinstance(entry, dict) else None
+        if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+            sizes[name] = size
+    return sizes
 
 
 def _check_manifest_sha(manifest_bytes: bytes, expected: str | None) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ml.runtime.schema import FEATURE_NAMES
+from ml.runtime.untrusted_json import NotJsonObject, parse_object
 
 SECONDS_PER_DAY = 86_400.0
 _TIME = FEATURE_NAMES.index("Time")
@@ -70,10 +71,10 @@ class Standardiser:
     @classmethod
     def from_json(cls, data: bytes) -> Standardiser:
         try:
-            raw: Any = json.loads(data)
-        except ValueError as exc:
-            raise SpecError(f"preprocessor.json is not JSON: {exc}") from None
-        if not isinstance(raw, dict) or raw.get("kind") != KIND:
+            raw = parse_object(data)
+        except NotJsonObject as exc:
+            raise SpecError(f"preprocessor.json is not valid: {exc}") from None
+        if raw.get("kind") != KIND:
             raise SpecError(f"preprocessor.json is not of kind {KIND!r}")
         if raw.get("outputs") != list(OUTPUT_NAMES):
             raise SpecError("preprocessor.json names other model inputs than this code makes")

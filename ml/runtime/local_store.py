@@ -6,15 +6,19 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from ml.runtime.layout import POINTER_KEY
 from ml.runtime.store import (
+    DEFAULT_MAX_OBJECT_BYTES,
+    POINTER_MAX_BYTES,
     ArtifactStore,
     ObjectExists,
     ObjectNotFound,
+    ObjectTooLarge,
     Pointer,
     PointerConflict,
     PointerState,
@@ -27,9 +31,10 @@ from ml.runtime.store import (
 class LocalStore(ArtifactStore):
     """A directory: the embedded default, and what `file://` URIs open."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES) -> None:
         self.root = root.resolve()
         self.uri = f"file://{self.root}"
+        self.max_object_bytes = max_object_bytes
 
     def exists(self) -> bool:
         return self.root.is_dir()
@@ -40,13 +45,28 @@ class LocalStore(ArtifactStore):
             raise StoreError(f"key {key!r} escapes the store root {self.root}")
         return path
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        return self._read(key, self._path(key), self.read_limit(max_bytes))
+
+    def _read(self, key: str, path: Path, limit: int) -> bytes:
+        """A regular file's bytes, at most `limit`. Opened without blocking and checked
+        before any read: a FIFO in its place once held /reload forever."""
         try:
-            return self._path(key).read_bytes()
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise ObjectNotFound(f"{self.uri}/{key} does not exist") from None
         except OSError as exc:
             raise StoreUnavailable(f"cannot read {self.uri}/{key}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ObjectTooLarge(f"{self.uri}/{key} is not a regular file")
+            if info.st_size > limit:
+                raise self.too_large(key, info.st_size, limit)
+            data = handle.read(limit + 1)  # it may have grown since
+        if len(data) > limit:
+            raise self.too_large(key, f"over {limit}", limit)
+        return data
 
     def put_if_absent(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -74,8 +94,8 @@ class LocalStore(ArtifactStore):
 
     def read_pointer(self, if_none_match: str | None = None) -> PointerState | None:
         try:
-            data = self._path(POINTER_KEY).read_bytes()
-        except FileNotFoundError:
+            data = self.get(POINTER_KEY, POINTER_MAX_BYTES)
+        except ObjectNotFound:
             return PointerState(None, None)
         etag = hashlib.sha256(data).hexdigest()
         if if_none_match == etag:

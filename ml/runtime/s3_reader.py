@@ -28,6 +28,8 @@ from botocore.session import Session
 
 from ml.runtime.layout import POINTER_KEY
 from ml.runtime.store import (
+    DEFAULT_MAX_OBJECT_BYTES,
+    POINTER_MAX_BYTES,
     ArtifactReader,
     ObjectNotFound,
     Pointer,
@@ -41,6 +43,7 @@ from ml.runtime.store import (
 S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 RETRY_PAUSE_S = 0.2
+READ_CHUNK_BYTES = 64 * 1024
 
 
 class S3Reader(ArtifactReader):
@@ -51,8 +54,10 @@ class S3Reader(ArtifactReader):
         *,
         timeouts: StoreTimeouts | None = None,
         page_size: int = 1000,
+        max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
     ) -> None:
         self.bucket = bucket
+        self.max_object_bytes = max_object_bytes
         self.prefix, self.uri = s3_key_prefix(bucket, prefix)
         self.timeouts = timeouts = timeouts or StoreTimeouts()
         self._attempts = max(1, timeouts.attempts)
@@ -76,8 +81,9 @@ class S3Reader(ArtifactReader):
             timeout=urllib3.Timeout(connect=timeouts.connect_s, read=timeouts.read_s),
         )
 
-    def get(self, key: str) -> bytes:
-        status, body, _ = self._request(self.prefix + key, what=key)
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        limit = self.read_limit(max_bytes)
+        status, body, _ = self._request(self.prefix + key, what=key, limit=limit)
         if status != 200:
             raise self._error(status, body, key)
         return body
@@ -102,7 +108,9 @@ class S3Reader(ArtifactReader):
 
     def read_pointer(self, if_none_match: str | None = None) -> PointerState | None:
         headers = {"If-None-Match": if_none_match} if if_none_match is not None else {}
-        status, body, etag = self._request(self.prefix + POINTER_KEY, headers, what=POINTER_KEY)
+        status, body, etag = self._request(
+            self.prefix + POINTER_KEY, headers, what=POINTER_KEY, limit=POINTER_MAX_BYTES
+        )
         if status == 304:
             return None
         if status == 404 and _code(body) != "NoSuchBucket":
@@ -118,15 +126,20 @@ class S3Reader(ArtifactReader):
         *,
         query: dict[str, str] | None = None,
         what: str,
+        limit: int | None = None,
     ) -> tuple[int, bytes, str | None]:
-        """One signed GET, retried on 5xx and connection failures: status, body, ETag."""
+        """One signed GET, retried on 5xx and connection failures: status, body, ETag. The
+        body is streamed: past `limit` bytes (the reader's own by default) or the timeouts'
+        `total_s`, the connection is dropped and the object refused."""
+        limit = self.max_object_bytes if limit is None else limit
         url = f"{self._base}/{quote(key, safe='/~')}"
         if query:
             url += "?" + urlencode(sorted(query.items()), quote_via=quote)
         for attempt in range(1, self._attempts + 1):
             signed = self._signed(url, headers or {}, what)
             try:
-                response = self._http.request("GET", url, headers=signed, preload_content=True)
+                response = self._http.request("GET", url, headers=signed, preload_content=False)
+                body = self._read_body(response, limit, what)
             except urllib3.exceptions.HTTPError as exc:
                 if attempt == self._attempts:
                     raise StoreUnavailable(f"{self.uri}/{what}: {exc}") from None
@@ -135,8 +148,31 @@ class S3Reader(ArtifactReader):
             if response.status in RETRY_STATUSES and attempt < self._attempts:
                 time.sleep(RETRY_PAUSE_S)
                 continue
-            return response.status, response.data, response.headers.get("ETag")
+            return response.status, body, response.headers.get("ETag")
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _read_body(self, response: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
+        try:
+            declared = response.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise self.too_large(what, int(declared), limit)
+            deadline = time.monotonic() + self.timeouts.total_s
+            chunks: list[bytes] = []
+            received = 0
+            for chunk in response.stream(READ_CHUNK_BYTES):
+                received += len(chunk)
+                if received > limit:
+                    raise self.too_large(what, f"over {limit}", limit)
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(
+                        f"{self.uri}/{what}: not read within {self.timeouts.total_s} s"
+                    )
+                chunks.append(chunk)
+        except BaseException:
+            response.close()  # bytes left unread on it: dropped, never handed back to the pool
+            raise
+        response.release_conn()
+        return b"".join(chunks)
 
     def _signed(self, url: str, headers: dict[str, str], what: str) -> dict[str, str]:
         if self._credentials is None:

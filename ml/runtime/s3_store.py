@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ml.runtime.layout import POINTER_KEY
 from ml.runtime.store import (
+    WRITER_MAX_OBJECT_BYTES,
     ArtifactStore,
     NotModified,
     ObjectExists,
@@ -54,9 +55,16 @@ class S3Store(ArtifactStore):
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    def get(self, key: str) -> bytes:
+    max_object_bytes = WRITER_MAX_OBJECT_BYTES
+
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        limit = self.read_limit(max_bytes)
         with self._errors(key):
-            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            if response["ContentLength"] > limit:
+                response["Body"].close()
+                raise self.too_large(key, response["ContentLength"], limit)
+            return response["Body"].read()
 
     def put_if_absent(self, key: str, data: bytes) -> None:
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ml.runtime.untrusted_json import parse_object
 
 DOMAIN = b"fraud-scoring bundle manifest v1\n"
 ALGORITHM = "ed25519"
@@ -100,7 +101,7 @@ class TrustedKeys:
         seen, failed = [], []
         for data in signatures:
             try:
-                entry = json.loads(data)
+                entry = parse_object(data)
                 signer = str(entry["key_id"])
                 signature = base64.b64decode(entry["signature"], validate=True)
             except (ValueError, KeyError, TypeError, binascii.Error):

@@ -28,6 +28,7 @@ from ml.runtime.layout import (
     SIGNATURES_DIR,
     version_key,
 )
+from ml.runtime.untrusted_json import NotJsonObject, parse_object
 
 
 class StoreError(Exception):
@@ -46,12 +47,20 @@ class ObjectExists(StoreError):
     pass
 
 
+class ObjectTooLarge(StoreError):
+    """An object over the reader's size limit, or not a regular file: refused, not read."""
+
+
 class NotModified(StoreError):
     """A conditional read found the object unchanged (HTTP 304)."""
 
 
 class PointerConflict(StoreError):
     """Somebody else changed production.json since we read it."""
+
+
+class InvalidPointer(StoreError):
+    """production.json is there but is not a pointer this code can follow."""
 
 
 class NoProductionModel(StoreError):
@@ -76,9 +85,28 @@ class Pointer:
     @classmethod
     def from_json(cls, data: bytes) -> Pointer:
         try:
-            return cls(**json.loads(data))
-        except (ValueError, TypeError) as exc:
-            raise StoreError(f"{POINTER_KEY} is not a valid pointer: {exc}") from None
+            pointer = cls(**parse_object(data))
+        except (NotJsonObject, TypeError) as exc:
+            raise InvalidPointer(f"{POINTER_KEY} is not a valid pointer: {exc}") from None
+        wrong = [
+            name
+            for name, value in asdict(pointer).items()
+            if not isinstance(value, POINTER_FIELD_TYPES[name])
+        ]
+        if wrong:
+            raise InvalidPointer(f"{POINTER_KEY} is not a valid pointer: wrong type for {wrong}")
+        return pointer
+
+
+POINTER_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "version": str,
+    "manifest_sha256": str,
+    "previous_version": (str, type(None)),
+    "promoted_at": str,
+    "promoted_by": str,
+    "action": str,
+    "details": dict,
+}
 
 
 @dataclass(frozen=True)
@@ -93,13 +121,38 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+# Every read is bounded: anyone who can write the bucket can write a 1 GiB manifest (each
+# worker once read one whole, on every poll, to 1.14 GB RSS). The real files of the `make run`
+# model: manifest.json ~130 KB, model.npz ~115 KB, production.json and a signature < 1 KB.
+DEFAULT_MAX_OBJECT_BYTES = 16 * 1024 * 1024
+POINTER_MAX_BYTES = 64 * 1024
+SIGNATURE_MAX_BYTES = 64 * 1024
+# Training and promotion write (and read back) the joblib audit copies too, which grow with
+# the model: their stores allow far more than the service's reader.
+WRITER_MAX_OBJECT_BYTES = 4 * 1024**3
+# One signature per signing key; more than this under one version is junk, not rotation.
+MAX_SIGNATURE_FILES = 16
+
+
 class ArtifactReader(ABC):
     """What the service needs of a store: it reads, and never writes."""
 
     uri: str
+    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
 
     @abstractmethod
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; `ObjectTooLarge` past `max_bytes` (at most the reader's own
+        `max_object_bytes`), before more than that is read."""
+
+    def read_limit(self, max_bytes: int | None) -> int:
+        return self.max_object_bytes if max_bytes is None else min(max_bytes, self.max_object_bytes)
+
+    def too_large(self, key: str, size: int | str, limit: int) -> ObjectTooLarge:
+        return ObjectTooLarge(
+            f"{self.uri}/{key} is {size} bytes; the limit for it is {limit} bytes "
+            "(FRAUD_STORE_MAX_OBJECT_BYTES, or the size the signed manifest states)"
+        )
 
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]: ...
@@ -146,6 +199,8 @@ class StoreTimeouts:
     connect_s: float = 2.0
     read_s: float = 3.0
     attempts: int = 2  # in all, the first included
+    # One object's whole body, however slowly it trickles in (read_s bounds each socket read).
+    total_s: float = 20.0
 
 
 def open_store(uri: str, timeouts: StoreTimeouts | None = None) -> ArtifactStore:
@@ -156,18 +211,23 @@ def open_store(uri: str, timeouts: StoreTimeouts | None = None) -> ArtifactStore
     location = _location(uri)
     if isinstance(location, tuple):
         return S3Store(*location, timeouts=timeouts or StoreTimeouts())
-    return LocalStore(location)
+    return LocalStore(location, max_object_bytes=WRITER_MAX_OBJECT_BYTES)
 
 
-def open_reader(uri: str, timeouts: StoreTimeouts | None = None) -> ArtifactReader:
+def open_reader(
+    uri: str,
+    timeouts: StoreTimeouts | None = None,
+    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
+) -> ArtifactReader:
     """The same stores, read-only: S3 through `S3Reader` (no boto3 client in the service)."""
     from ml.runtime.local_store import LocalStore
     from ml.runtime.s3_reader import S3Reader
 
     location = _location(uri)
     if isinstance(location, tuple):
-        return S3Reader(*location, timeouts=timeouts or StoreTimeouts())
-    return LocalStore(location)
+        timeouts = timeouts or StoreTimeouts()
+        return S3Reader(*location, timeouts=timeouts, max_object_bytes=max_object_bytes)
+    return LocalStore(location, max_object_bytes=max_object_bytes)
 
 
 def s3_key_prefix(bucket: str, prefix: str) -> tuple[str, str]:
@@ -214,16 +274,26 @@ def publish_version(store: ArtifactStore, version: str, files: Mapping[str, byte
 
 
 def fetch_version(
-    store: ArtifactReader, version: str, names: tuple[str, ...] = BUNDLE_FILES
+    store: ArtifactReader,
+    version: str,
+    names: tuple[str, ...] = BUNDLE_FILES,
+    sizes: Mapping[str, int] | None = None,
 ) -> dict[str, bytes]:
-    """The named files of a version (all of them by default); a missing one raises."""
-    return {name: store.get(version_key(version, name)) for name in names}
+    """The named files of a version (all of them by default); a missing one raises, and so
+    does one larger than `sizes` says it is (the signed manifest's sizes, when known)."""
+    sizes = sizes or {}
+    return {name: store.get(version_key(version, name), sizes.get(name)) for name in names}
 
 
-def fetch_signatures(store: ArtifactReader, version: str) -> list[bytes]:
-    """Every signature file of a version (there is one per key that signed it)."""
+def fetch_signatures(
+    store: ArtifactReader, version: str, preferred: frozenset[str] = frozenset()
+) -> list[bytes]:
+    """The signature files of a version (one per key that signed it), those of the
+    `preferred` key ids first, at most `MAX_SIGNATURE_FILES`."""
     prefix = version_key(version, SIGNATURES_DIR + "/")
-    return [store.get(key) for key in store.list_keys(prefix) if key.endswith(".json")]
+    keys = [key for key in store.list_keys(prefix) if key.endswith(".json")]
+    keys.sort(key=lambda key: key.removeprefix(prefix).removesuffix(".json") not in preferred)
+    return [store.get(key, SIGNATURE_MAX_BYTES) for key in keys[:MAX_SIGNATURE_FILES]]
 
 
 def list_versions(store: ArtifactReader) -> list[str]:
