@@ -221,9 +221,12 @@ def as_answer(exc: Exception) -> ServiceError:
         return invalid_request(exc.errors())
     if isinstance(exc, StarletteHTTPException):
         # Starlette's own: 404, 405, a body over the limit while it is read.
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }.get(exc.status_code, "http_error")
         error = ServiceError(str(exc.detail), code=code)
         error.status_code = exc.status_code
         error.headers = dict(exc.headers or {})  # a 405's Allow, for one

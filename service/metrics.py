@@ -31,8 +31,13 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_wsgi_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from ml.runtime.bundle import REFUSAL_REASONS
 from ml.runtime.drift import BINS, PSI_DRIFT, TRACKED, DriftReference, psi
 
+# The label values the registry and its background loops use (service/registry.py).
+RELOAD_TRIGGERS = ("startup", "api", "peer", "poll", "cache")
+RELOAD_RESULTS = ("success", "unchanged", "failure")
+BACKGROUND_TASKS = ("startup", "peer-watch", "poll")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
@@ -108,7 +113,7 @@ class Metrics:
         )
         self.reloads = Counter(
             "fraud_model_reloads_total",
-            "Model load attempts by trigger (startup, api, peer, poll) and result.",
+            "Model load attempts by trigger (startup, api, peer, poll, cache) and result.",
             ["trigger", "result"],
             registry=registry,
         )
@@ -157,6 +162,15 @@ class Metrics:
             for f in TRACKED
         ]  # fmt: skip
         self._drift_published = np.full((len(TRACKED), BINS), -1, dtype=np.int64)
+        # Every known label set at 0 from the start: Prometheus' increase() sees a counter's
+        # first event only if the series existed before it.
+        for trigger in RELOAD_TRIGGERS:
+            for result in RELOAD_RESULTS:
+                self.reloads.labels(trigger, result)
+        for reason in REFUSAL_REASONS:
+            self.refusals.labels(reason)
+        for task in BACKGROUND_TASKS:
+            self.background_errors.labels(task)
 
         # Labelled children, made once: `labels()` costs a lock and a tuple on every call.
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}

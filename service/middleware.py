@@ -2,8 +2,9 @@
 
 For every HTTP request: a request id (the client's `X-Request-ID` if sane, else a new one,
 echoed back), the body guard (413 for bodies over the limit, refused before they are read whole;
-415 for a body that is not JSON), one access-log line (not for health checks), request metrics,
-and a last-resort handler that turns a bug into a logged 500 with the request id.
+415 for a body that is not JSON, or in a coding other than gzip; a gzip body is inflated here,
+and the limit applies to it inflated), one access-log line (not for health checks), request
+metrics, and a last-resort handler that turns a bug into a logged 500 with the request id.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 import re
 import time
 import uuid
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -34,6 +36,7 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 CLIENT_CLOSED_REQUEST = 499
 QUIET_PATHS = frozenset({"/health/live", "/health/ready"})
+SUPPORTED_CODINGS = frozenset({b"identity", b"gzip"})
 # Every error body starts with its code (service/errors.py `error_body`): read it from there, so
 # the access line names it whoever answered (a route, a handler, Starlette's 404/405, a guard).
 _ERROR_CODE = re.compile(rb'^\{"error":\{"code":"([A-Za-z0-9_]{1,64})"')
@@ -94,13 +97,18 @@ class RequestMiddleware:
             refusal = self._guard(scope, headers)
             if refusal is not None:
                 await error_response(refusal, request_id)(scope, receive, send_with_id)
+            elif headers.get(b"content-encoding", b"").strip().lower() == b"gzip":
+                await self.app(scope, self._inflated(self._limited(receive)), send_with_id)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
         except ClientDisconnect:
             # The client left before sending the body it announced: nobody to answer, and
-            # not our failure. Recorded as 499 (the convention for "client closed request").
-            status = CLIENT_CLOSED_REQUEST
-            state["error_code"] = "client_closed_request"
+            # not our failure. Recorded as 499 (the convention for "client closed request"),
+            # or as the 408 the server answered when the body took too long (service.draining).
+            if "timed_out" in state:
+                status, state["error_code"] = 408, "request_timeout"
+            else:
+                status, state["error_code"] = CLIENT_CLOSED_REQUEST, "client_closed_request"
         except Exception:  # noqa: BLE001 - last resort: logged with traceback, answered 500
             access_log.exception("unhandled_error", request_id=request_id, path=scope["path"])
             if not response_started:
@@ -123,6 +131,12 @@ class RequestMiddleware:
                     f"request body of {size} bytes exceeds the limit of {self.max_body_bytes} bytes"
                 )
         has_body = (length is not None and length != b"0") or b"transfer-encoding" in headers
+        coding = headers.get(b"content-encoding", b"identity").strip().lower()
+        if coding not in SUPPORTED_CODINGS:
+            shown = coding.decode(errors="replace")[:64]
+            return UnsupportedMediaType(
+                f"content encoding must be gzip or identity (none), received {shown}"
+            )
         if has_body:
             content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if content_type != b"application/json":
@@ -131,6 +145,36 @@ class RequestMiddleware:
                     f"content type must be application/json, received {shown}"
                 )
         return None
+
+    def _inflated(self, receive: Receive) -> Receive:
+        """A gzip body inflated as it arrives, refused once it would pass the body limit
+        inflated: a few KB of gzip can inflate to gigabytes."""
+        limit = self.max_body_bytes
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip's header and trailer
+        body = bytearray()
+
+        async def inflated_receive() -> Message:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return message
+                try:
+                    # At most one byte past the limit: enough to know it is over.
+                    body.extend(
+                        inflater.decompress(message.get("body", b""), limit + 1 - len(body))
+                    )
+                except zlib.error as exc:
+                    raise HTTPException(400, f"request body is not valid gzip: {exc}") from None
+                if len(body) > limit or inflater.unconsumed_tail:
+                    raise HTTPException(
+                        413, f"request body exceeds the limit of {limit} bytes once decompressed"
+                    )
+                if not message.get("more_body", False):
+                    if not inflater.eof:
+                        raise HTTPException(400, "request body is not valid gzip: it is cut short")
+                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        return inflated_receive
 
     def _limited(self, receive: Receive) -> Receive:
         """Count body bytes as they arrive: a chunked body has no Content-Length to check."""

@@ -86,6 +86,7 @@ def install_contract(app: FastAPI, *, max_batch_rows: int) -> None:
         if app.openapi_schema is None:
             schema = generate()
             _state_limits(schema, max_batch_rows)
+            _name_request_schemas(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -108,3 +109,44 @@ def _state_limits(schema: dict[str, Any], max_batch_rows: int) -> None:
         (not_null,) = [option for option in field.pop("anyOf") if option.get("type") != "null"]
         field.pop("default", None)
         field.update(not_null)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _name_request_schemas(schema: dict[str, Any]) -> None:
+    """The request bodies as named components, /predict's two forms each an object of its own
+    (an inline `oneOf` of bare `required` lists made generated clients type the body `Any`):
+    PredictRequest = PredictByFeatures | PredictByTransaction; BatchRequest's rows are
+    FeatureArray | NamedTransaction."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    predict = _request_schema(schema, "/predict")
+    properties = predict["properties"]
+    components["FeatureArray"] = properties.pop("features")
+    components["NamedTransaction"] = properties.pop("transaction")
+    for form, field, shape in (
+        ("PredictByFeatures", "features", "FeatureArray"),
+        ("PredictByTransaction", "transaction", "NamedTransaction"),
+    ):
+        components[form] = {
+            "title": form,
+            "type": "object",
+            "properties": {field: _ref(shape), **properties},
+            "required": [field],
+            "additionalProperties": False,
+        }
+    components["PredictRequest"] = {
+        "title": "PredictRequest",
+        "description": "One transaction, as an array (`features`) or by name (`transaction`).",
+        "oneOf": [_ref("PredictByFeatures"), _ref("PredictByTransaction")],
+        "examples": predict.get("examples", []),
+    }
+    batch = _request_schema(schema, "/predict/batch")
+    batch["properties"]["transactions"]["items"] = {
+        "oneOf": [_ref("FeatureArray"), _ref("NamedTransaction")]
+    }
+    components["BatchRequest"] = batch
+    for path, name in (("/predict", "PredictRequest"), ("/predict/batch", "BatchRequest")):
+        body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        body["schema"] = _ref(name)

@@ -48,8 +48,26 @@ EXPLANATION_TOLERANCE = 1e-6  # contributions + base value against the log-odds
 MIGRATE_HINT = "run `fraudctl migrate --store URI` (training side) to convert and sign it"
 
 
+# Every `BundleError.reason`: the service counts refusals by these, each created at 0 so
+# that an alert on its increase fires at the first refusal.
+REFUSAL_REASONS = (
+    "unsigned",
+    "untrusted_key",
+    "bad_signature",
+    "checksum_mismatch",
+    "invalid_manifest",
+    "needs_migration",
+    "missing_file",
+    "malformed_serving_form",
+    "canary_mismatch",
+    "explanation_mismatch",
+    "unreadable",
+)
+
+
 class BundleError(Exception):
-    """A bundle that must not be used. `reason` is a stable code, the message says why."""
+    """A bundle that must not be used. `reason` is a stable code (`REFUSAL_REASONS`), the
+    message says why."""
 
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason

@@ -12,40 +12,14 @@ from pathlib import Path
 import pytest
 
 from ml.runtime.layout import POINTER_KEY
-from ml.runtime.local_store import LocalStore
-from ml.runtime.s3_store import S3Store
 from ml.runtime.store import ArtifactStore
 from tests.support.app import ADMIN
 from tests.support.bundles import promote_files
+from tests.support.hostile import served_by_worker, write_pointer_bytes
 from tests.support.server import ServiceProcess, once, server_env
 
 pytestmark = pytest.mark.slow
 POLL_S = 1.0
-
-
-def served_by_worker(server: ServiceProcess) -> dict[str, str]:
-    """pid -> the version each live worker serves, from the master's metrics."""
-    served = {}
-    for line in server.metrics().splitlines():
-        if line.startswith("fraud_model_info{") and line.endswith(" 1.0"):
-            labels = dict(
-                part.split("=", 1) for part in line[len("fraud_model_info{") : -5].split(",")
-            )
-            served[labels["pid"].strip('"')] = labels["version"].strip('"')
-    return served
-
-
-def write_pointer_bytes(store: ArtifactStore, data: bytes) -> None:
-    """production.json written back byte for byte, as restoring a backup or an earlier S3
-    object version does: the same bytes, so the same ETag as when they were first written."""
-    if isinstance(store, LocalStore):
-        temporary = store.root / ".restore"
-        temporary.write_bytes(data)
-        temporary.replace(store.root / POINTER_KEY)
-    else:
-        assert isinstance(store, S3Store)
-        # Its boto3 client, unconditionally: the point is a writer outside promotion's CAS.
-        store._client.put_object(Bucket=store.bucket, Key=store.prefix + POINTER_KEY, Body=data)
 
 
 def pointer_bytes(store: ArtifactStore) -> bytes:
