@@ -44,6 +44,8 @@ MAX_WAIT_S = 0.02
 RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 RESOURCE_RETRY_S = 1.0
 FREE = -1  # a slot no live worker has
+# At FRAUD_MAX_CONNECTIONS_PER_WORKER, how long a worker waits before it looks again.
+CAP_RETRY_S = 0.05
 
 
 class ConnectionTable:
@@ -90,6 +92,8 @@ class Acceptor:
         connections: Sized,
         table: ConnectionTable | None = None,
         slot: int | None = None,
+        *,
+        max_connections: int = 1000,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         # Its own descriptor: closing it, with the listener, releases the socket in this process.
@@ -98,6 +102,8 @@ class Acceptor:
         self._protocol_factory = protocol_factory
         self._connections = connections
         self._table, self._slot = table, slot
+        self._max_connections = max_connections
+        self._at_cap = False
         self._setups: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._waiting_since: float | None = None
@@ -129,6 +135,15 @@ class Acceptor:
         self._timer = self._loop.call_later(seconds, then)
 
     def _on_readable(self) -> None:
+        if self.held() >= self._max_connections:
+            # At the cap: leave the connection queued for a peer (or for later) and look again
+            # soon; the clients' timeouts (service.draining) free held ones.
+            if not self._at_cap:
+                log.warning("connection_cap_reached", held=self.held())
+            self._at_cap = True
+            self._pause(CAP_RETRY_S, self._listen)
+            return
+        self._at_cap = False
         now = self._loop.time()
         if self.excess() > 0:
             if self._waiting_since is None:

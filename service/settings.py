@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     """Largest request body accepted, checked before the body is read (more: 413)."""
 
+    header_timeout_s: float = Field(default=10.0, gt=0.0, le=300.0)
+    """A request's head (request line and headers) must arrive within this long of the
+    connection opening or of the request's first byte; else 408 and the connection closes."""
+
+    body_timeout_s: float = Field(default=15.0, gt=0.0, le=600.0)
+    """A request's body must arrive within this long of its head (2 MB in 15 s is 140 KB/s)."""
+
+    max_connections_per_worker: int = Field(default=1000, ge=1, le=100_000)
+    """Connections one worker holds at most; past it, new ones wait in the kernel's queue for
+    a worker with room."""
+
     bind: str = Field(default="0.0.0.0:8000", pattern=r"^\S+:\d{1,5}$")
     """host:port Gunicorn listens on. The container's default; `fraudctl serve` sets it."""
 

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
 
-from service.draining import DrainingHttpProtocol, DrainingServer
+from service.draining import ConnectionLimits, DrainingHttpProtocol, DrainingServer
+from service.settings import load_settings
 
 
 class FraudUvicornWorker(UvicornWorker):  # type: ignore[misc]
@@ -30,10 +31,16 @@ class FraudUvicornWorker(UvicornWorker):  # type: ignore[misc]
         self.config.app = self.wsgi
         # The master's table of connections per worker, and this worker's slot in it
         # (service.gunicorn_conf); absent under another Gunicorn configuration.
+        settings = load_settings()  # the master checked them; the environment is inherited
         server = DrainingServer(
             self.config,
             connection_table=getattr(self, "fraud_connection_table", None),
             connection_slot=getattr(self, "fraud_connection_slot", None),
+            limits=ConnectionLimits(
+                header_timeout_s=settings.header_timeout_s,
+                body_timeout_s=settings.body_timeout_s,
+                max_connections=settings.max_connections_per_worker,
+            ),
         )
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
