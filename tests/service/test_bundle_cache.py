@@ -51,7 +51,7 @@ def test_a_worker_restarted_during_a_store_outage_serves_from_its_cache(
             assert time.monotonic() < deadline, server.log()[-4000:]
             time.sleep(0.1)
 
-        answers = Counter()
+        answers: Counter[tuple[int, str | None]] = Counter()
         for _ in range(60):  # fresh connections: both workers answer
             status, body = once(server.port, "POST", "/predict", PREDICT_BODY, AUTH)
             answers[(status, body.get("model_version"))] += 1
