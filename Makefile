@@ -14,7 +14,7 @@ RUN_WORK ?= .local/work
 # make run PORT=8001 (else FRAUD_BIND, else 127.0.0.1:8000)
 PORT ?=
 
-.PHONY: install run test lint typecheck pytest bench bench-quality bench-train images-offline lock clean
+.PHONY: install run test lint typecheck pytest bench bench-quality bench-train bench-hostile images-offline lock clean
 
 install: $(STAMP)
 
@@ -76,6 +76,11 @@ bench-quality: install
 ## bench-train: training time and peak memory at the full dataset's size (284,807 rows).
 bench-train: install
 	$(BIN)/python -m bench.train_scale
+
+## bench-hostile: the reliability issue's adversarial cases rerun against a real server: 500s,
+## wrong-model answers, the innocent client's slowest answer, worker RSS, idle connections let go.
+bench-hostile: install
+	$(BIN)/python -m bench.hostile
 
 ## images-offline: what `docker compose -f docker-compose.yml -f docker-compose.offline.yml`
 ## needs where no container registry can be reached: a Python base made from Debian's packages
