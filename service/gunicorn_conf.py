@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from service.accepting import ConnectionTable
+from service.draining import ConnectionLimits
 from service.logging import gunicorn_json_logconfig
 from service.settings import SettingsError, load_settings
 
@@ -84,7 +85,12 @@ def on_starting(server: Any) -> None:
 def pre_fork(server: Any, worker: Any) -> None:
     """Master, before each fork: a slot in the table through which workers share how many
     connections each holds (service.accepting), so the next connection goes to the one
-    holding the fewest."""
+    holding the fewest; and the clients' time and connection limits (service.draining)."""
+    worker.fraud_connection_limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=settings.max_connections_per_worker,
+    )
     if not hasattr(server, "fraud_connection_table"):
         # Twice the most workers allowed: a replacement may fork before its slot is freed.
         server.fraud_connection_table = ConnectionTable(slots=128)

@@ -8,8 +8,7 @@ from typing import Any, ClassVar
 from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
 
-from service.draining import ConnectionLimits, DrainingHttpProtocol, DrainingServer
-from service.settings import load_settings
+from service.draining import DrainingHttpProtocol, DrainingServer
 
 
 class FraudUvicornWorker(UvicornWorker):  # type: ignore[misc]
@@ -29,18 +28,14 @@ class FraudUvicornWorker(UvicornWorker):  # type: ignore[misc]
     async def _serve(self) -> None:
         """As UvicornWorker's, with the server that drains without resets (service.draining)."""
         self.config.app = self.wsgi
-        # The master's table of connections per worker, and this worker's slot in it
-        # (service.gunicorn_conf); absent under another Gunicorn configuration.
-        settings = load_settings()  # the master checked them; the environment is inherited
+        # The master's table of connections per worker, this worker's slot in it, and the
+        # clients' time and connection limits (service.gunicorn_conf); absent under another
+        # Gunicorn configuration, where the limits' defaults apply.
         server = DrainingServer(
             self.config,
             connection_table=getattr(self, "fraud_connection_table", None),
             connection_slot=getattr(self, "fraud_connection_slot", None),
-            limits=ConnectionLimits(
-                header_timeout_s=settings.header_timeout_s,
-                body_timeout_s=settings.body_timeout_s,
-                max_connections=settings.max_connections_per_worker,
-            ),
+            limits=getattr(self, "fraud_connection_limits", None),
         )
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
