@@ -90,6 +90,7 @@ class ModelRegistry:
         self._metrics = metrics
         self._peers = peers
         self._cache = cache
+        self._remembering: set[asyncio.Task[None]] = set()
         self._poll_interval_s = poll_interval_s
         self._peer_check_interval_s = peer_check_interval_s
         self._reload_wait_s = reload_wait_s
@@ -199,7 +200,12 @@ class ModelRegistry:
             source=source.uri,
         )
         if self._cache is not None and source is self._store:
-            await asyncio.to_thread(self._remember, bundle, reader.objects)
+            # Off the load's path: readiness and /reload do not wait for the disk's fsyncs.
+            remembering = asyncio.create_task(
+                asyncio.to_thread(self._remember, bundle, reader.objects), name="bundle-cache"
+            )
+            self._remembering.add(remembering)
+            remembering.add_done_callback(self._remembering.discard)
 
     def _remember(self, bundle: ModelBundle, objects: dict[str, bytes]) -> None:
         """Keep the verified bundle's files on local disk; a cache that cannot be written costs

@@ -4,7 +4,11 @@ checking SigV4 signatures accepts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from ml.runtime.s3_reader import S3Reader
 from ml.runtime.s3_store import S3Store
 from ml.runtime.store import (
     ObjectNotFound,
+    ObjectTooLarge,
     Pointer,
     PointerState,
     StoreError,
@@ -165,3 +170,66 @@ def test_a_signature_checking_server_accepts_the_readers_requests(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     with pytest.raises(StoreError, match="SignatureDoesNotMatch"):
         S3Reader(bucket, "fraud").get(ODD_KEYS[0])
+
+
+class TricklingStore(threading.Thread):
+    """An HTTP server on 127.0.0.1 that answers every GET 200 with no Content-Length, then
+    sends its body a few bytes at a time: a store (or something posing as one) that never
+    finishes an object."""
+
+    def __init__(self, pause_s: float, chunk: bytes) -> None:
+        super().__init__(daemon=True)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.pause_s, self.chunk = pause_s, chunk
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                with contextlib.suppress(OSError):
+                    for _ in range(200):
+                        if self.stopping.is_set():
+                            break
+                        connection.sendall(self.chunk)
+                        time.sleep(self.pause_s)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(5)
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("pause_s", "chunk", "refused"),
+    [
+        (0.05, b"x" * 4, StoreUnavailable),  # within every read timeout, never done
+        (0.0, b"x" * 65536, ObjectTooLarge),  # no Content-Length, more than the limit
+    ],
+    ids=["trickle", "unbounded"],
+)
+def test_a_body_that_never_ends_is_refused_by_time_or_size(
+    monkeypatch: pytest.MonkeyPatch, pause_s: float, chunk: bytes, refused: type[Exception]
+) -> None:
+    server = TricklingStore(pause_s, chunk)
+    server.start()
+    try:
+        for key, value in AWS_ENV.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{server.port}")
+        reader = S3Reader(
+            "bucket",
+            timeouts=StoreTimeouts(connect_s=1, read_s=1, attempts=1, total_s=1.0),
+            max_object_bytes=1024 * 1024,
+        )
+        with pytest.raises(refused):
+            reader.get("models/v1/manifest.json")
+    finally:
+        server.stop()

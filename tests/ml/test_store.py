@@ -1,3 +1,4 @@
+import os
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -9,15 +10,20 @@ from ml.runtime.layout import MANIFEST_FILE
 from ml.runtime.local_store import LocalStore
 from ml.runtime.s3_store import S3Store
 from ml.runtime.store import (
+    POINTER_MAX_BYTES,
+    ArtifactReader,
     ArtifactStore,
+    InvalidPointer,
     ObjectExists,
     ObjectNotFound,
+    ObjectTooLarge,
     Pointer,
     PointerConflict,
     StoreError,
     StoreUnavailable,
     fetch_version,
     list_versions,
+    open_reader,
     open_store,
     publish_version,
     read_history,
@@ -151,3 +157,70 @@ def test_unreachable_s3_is_reported_as_unavailable(monkeypatch: pytest.MonkeyPat
 def test_missing_bucket_is_named(moto_endpoint: str) -> None:
     with pytest.raises(StoreError, match="bucket 'no-such-bucket-x' does not exist"):
         S3Store("no-such-bucket-x").get("production.json")
+
+
+# --- reads are bounded: the service reads what an attacker may have written -------------------
+
+
+def reader_of(store: ArtifactStore, max_object_bytes: int) -> ArtifactReader:
+    """The service's read-only view of the same store, with a read limit."""
+    return open_reader(store.uri, max_object_bytes=max_object_bytes)
+
+
+def test_an_object_over_the_limit_is_refused_unread(store: ArtifactStore) -> None:
+    store.put_if_absent("models/v1/manifest.json", b"x" * 5000)
+    reader = reader_of(store, max_object_bytes=4096)
+    with pytest.raises(ObjectTooLarge, match="is 5000 bytes; the limit for it is 4096 bytes"):
+        reader.get("models/v1/manifest.json")
+    with pytest.raises(ObjectTooLarge, match="limit for it is 100 bytes"):
+        reader.get("models/v1/manifest.json", max_bytes=100)
+    big_enough = reader_of(store, max_object_bytes=5000)
+    assert big_enough.get("models/v1/manifest.json") == b"x" * 5000
+
+
+def test_a_serving_file_is_read_only_up_to_its_declared_size(store: ArtifactStore) -> None:
+    store.put_if_absent("models/v1/model.npz", b"y" * 300)
+    reader = reader_of(store, max_object_bytes=1024 * 1024)
+    with pytest.raises(ObjectTooLarge, match="limit for it is 200 bytes"):
+        fetch_version(reader, "v1", ("model.npz",), sizes={"model.npz": 200})
+    assert fetch_version(reader, "v1", ("model.npz",), sizes={"model.npz": 300}) == {
+        "model.npz": b"y" * 300
+    }
+
+
+def test_a_pointer_is_read_up_to_64_kib(store: ArtifactStore) -> None:
+    store.swap_pointer(pointer("v1"), None)
+    reader = reader_of(store, max_object_bytes=1024 * 1024)
+    assert reader.current_pointer().pointer is not None
+    if isinstance(store, LocalStore):
+        (store.root / "production.json").write_bytes(b" " * (POINTER_MAX_BYTES + 1))
+    else:
+        assert isinstance(store, S3Store)
+        store._client.put_object(  # an unconditional write, as an attacker's
+            Bucket=store.bucket, Key=store.prefix + "production.json", Body=b" " * 70_000
+        )
+    with pytest.raises(ObjectTooLarge):
+        reader.current_pointer()
+
+
+def test_a_local_store_reads_only_regular_files(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    (tmp_path / "models" / "v1").mkdir(parents=True)
+    os.mkfifo(tmp_path / "models" / "v1" / "manifest.json")  # a reader would block forever
+    with pytest.raises(ObjectTooLarge, match="is not a regular file"):
+        store.get("models/v1/manifest.json")
+    sparse = tmp_path / "models" / "v1" / "model.npz"
+    with open(sparse, "wb") as handle:
+        handle.truncate(1024**3)
+    with pytest.raises(ObjectTooLarge, match="is 1073741824 bytes"):
+        store.get("models/v1/model.npz")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[" * 50_000 + b"]" * 50_000, b"\xff\xfe not text", b"[]", b'{"version": 1}'],
+    ids=["nested", "not-utf8", "not-an-object", "wrong-types"],
+)
+def test_a_malformed_pointer_is_an_invalid_pointer_error(data: bytes) -> None:
+    with pytest.raises(InvalidPointer, match=r"production\.json is not a valid pointer"):
+        Pointer.from_json(data)

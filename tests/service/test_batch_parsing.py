@@ -4,13 +4,15 @@ the same numbers and options; everything else goes to pydantic, whose refusals a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.batch_parsing import parse_row_arrays
+from service.batch_parsing import SHAPE_FREE_BYTES, check_shape, parse_row_arrays
+from service.errors import InvalidInput, PayloadTooLarge, ServiceError
 from service.schemas import BatchRequest
 from tests.support.app import AUTH
 
@@ -121,3 +123,59 @@ def test_refusals_still_name_the_field(
     assert response.status_code == 422
     [detail] = response.json()["error"]["details"]
     assert (detail["field"], detail["received"]) == (field, received)
+
+
+# --- the shape guard: counts refused before pydantic sees an item ------------------------------
+
+
+def refuse_over(limit: int) -> Callable[[int], None]:
+    def check_rows(n_rows: int) -> None:
+        if n_rows > limit:
+            raise PayloadTooLarge(f"{n_rows} rows")
+
+    return check_rows
+
+
+def test_the_shape_guard_leaves_small_bodies_to_pydantic() -> None:
+    body = json.dumps({"transactions": [ROW] * 3, "extra": list(range(100))}).encode()
+    assert len(body) <= SHAPE_FREE_BYTES
+    check_shape(body, refuse_over(1))  # no refusal: pydantic names the problems
+
+
+@pytest.mark.parametrize(
+    ("body", "refusal", "field"),
+    [
+        (b'{"transactions": [' + b",".join([b"1"] * 20_000) + b"]}", PayloadTooLarge, None),
+        (
+            b'{"transactions": [1, [' + b",".join([b"1"] * 20_000) + b"]]}",
+            InvalidInput,
+            "transactions[1]",
+        ),
+        (
+            b'{"transaction": {' + b",".join(b'"k%d": 1' % i for i in range(2000)) + b"}}",
+            InvalidInput,
+            "transaction",
+        ),
+        (b"{" + b",".join(b'"k%d": 1' % i for i in range(2000)) + b"}", InvalidInput, "body"),
+        (b'{"features": [' + b",".join([b"1"] * 20_000) + b"]}", InvalidInput, "features"),
+        (
+            b'{"x": [100000000000000000000], "features": [' + b",".join([b"1"] * 20_000) + b"]}",
+            InvalidInput,
+            "features",
+        ),
+    ],
+    ids=["rows", "row-items", "transaction-keys", "body-keys", "feature-items", "bigint-elsewhere"],
+)
+def test_the_shape_guard_refuses_by_count(
+    body: bytes, refusal: type[ServiceError], field: str | None
+) -> None:
+    assert len(body) > SHAPE_FREE_BYTES
+    with pytest.raises(refusal) as raised:
+        check_shape(body, refuse_over(1000))
+    if field is not None:
+        assert raised.value.details[0]["field"] == field
+
+
+def test_numbers_simdjson_refuses_go_to_pydantic_not_a_500() -> None:
+    assert parse_row_arrays(b'{"transactions": [[100000000000000000000]]}') is None
+    assert parse_row_arrays(b'{"transactions": ' + b"[" * 5000 + b"]" * 5000 + b"}") is None
