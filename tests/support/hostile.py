@@ -8,6 +8,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ml.runtime.layout import MANIFEST_FILE, POINTER_KEY, signature_key, version_key
 from ml.runtime.local_store import LocalStore
@@ -201,7 +202,7 @@ STORE_DAMAGE: dict[str, tuple[Callable[[LocalStore, bytes], None], str]] = {
 def worker_rss_mb(server: ServiceProcess) -> list[float]:
     sizes = []
     for pid in server.worker_pids():
-        status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
+        status = Path(f"/proc/{pid}/status").read_text()
         kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
         sizes.append(int(kib) / 1024)
     return sizes
