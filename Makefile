@@ -14,7 +14,7 @@ RUN_WORK ?= .local/work
 # make run PORT=8001 (else FRAUD_BIND, else 127.0.0.1:8000)
 PORT ?=
 
-.PHONY: install run test lint typecheck pytest bench bench-quality bench-train bench-hostile images-offline lock clean
+.PHONY: install run test lint typecheck pytest bench bench-quality bench-train bench-hostile bench-compare images-offline lock clean
 
 install: $(STAMP)
 
@@ -81,6 +81,12 @@ bench-train: install
 ## wrong-model answers, the innocent client's slowest answer, worker RSS, idle connections let go.
 bench-hostile: install
 	$(BIN)/python -m bench.hostile
+
+## bench-compare: this tree's service against BASELINE's (a git ref), side by side in
+## alternating rounds: /predict c=32 and batch throughput as ratios from one run.
+BASELINE ?= HEAD~1
+bench-compare: install $(SERVE_VENV)/.installed
+	$(BIN)/python -m bench.compare --baseline $(BASELINE) --serve-python $(CURDIR)/$(SERVE_VENV)/bin/python
 
 ## images-offline: what `docker compose -f docker-compose.yml -f docker-compose.offline.yml`
 ## needs where no container registry can be reached: a Python base made from Debian's packages

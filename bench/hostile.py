@@ -33,10 +33,9 @@ from typing import Any
 from ml.data import load_dataset
 from ml.runtime.layout import MANIFEST_FILE, POINTER_KEY
 from ml.runtime.local_store import LocalStore
-from ml.signing import generate_keys
 from ml.train import train_bundle
 from tests.support.app import ADMIN, AUTH
-from tests.support.bundles import promote_files
+from tests.support.bundles import promote_files, signing_environment
 from tests.support.hostile import (
     HOSTILE_BODIES,
     STORE_DAMAGE,
@@ -180,11 +179,7 @@ def main() -> None:
     bundles = [train_bundle(data, seed=seed) for seed in (0, 1)]
     with tempfile.TemporaryDirectory(prefix="fraud-hostile-") as tmp_name:
         tmp = Path(tmp_name)
-        private, _, public = generate_keys(tmp / "keys")
-        os.environ["FRAUD_SIGNING_KEY_FILE"], os.environ["FRAUD_TRUSTED_KEYS"] = (
-            str(private),
-            public,
-        )
+        os.environ.update(signing_environment(tmp / "keys"))
         store = LocalStore(tmp / "store")
         pointers = {}
         for files in bundles:

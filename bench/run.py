@@ -52,9 +52,8 @@ from ml.data import load_dataset
 from ml.runtime.bundle import load_bundle
 from ml.runtime.layout import MANIFEST_FILE
 from ml.runtime.s3_store import S3Store
-from ml.signing import generate_keys
 from ml.train import train_bundle
-from tests.support.bundles import promote_files
+from tests.support.bundles import promote_files, signing_environment
 from tests.support.processes import (
     AWS_ENV,
     DEV_DATA,
@@ -246,11 +245,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fraud-bench-") as tmp_name:
         tmp = Path(tmp_name)
         # Promotions sign bundles and the service trusts only signed ones, as in production.
-        private, _, public = generate_keys(tmp / "keys")
-        os.environ["FRAUD_SIGNING_KEY_FILE"], os.environ["FRAUD_TRUSTED_KEYS"] = (
-            str(private),
-            public,
-        )
+        os.environ.update(signing_environment(tmp / "keys"))
         moto, endpoint = start_moto(tmp / "moto.log")
         os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
         floor = None

@@ -17,22 +17,20 @@ from ml.runtime.bundle import load_bundle
 from ml.runtime.local_store import LocalStore
 from ml.runtime.s3_store import S3Store
 from ml.runtime.store import ArtifactStore
-from ml.signing import generate_keys
 from ml.train import train_bundle
-from tests.support.bundles import promote_files
+from tests.support.bundles import promote_files, signing_environment
 from tests.support.processes import AWS_ENV, DEV_DATA, start_moto, stop_process
 from tests.support.server import ServiceProcess, server_env, serving
 
 
 @pytest.fixture(scope="session", autouse=True)
-def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One Ed25519 pair for the session, in the environment as a deployment has it: promotions
     (in-process and in subprocesses) sign with it, services trust it."""
-    private, _, raw = generate_keys(tmp_path_factory.mktemp("keys"))
-    values = {"FRAUD_SIGNING_KEY_FILE": str(private), "FRAUD_TRUSTED_KEYS": raw}
+    values = signing_environment(tmp_path_factory.mktemp("keys"))
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
-    yield private, raw
+    yield values
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

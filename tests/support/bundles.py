@@ -4,11 +4,19 @@ bundles on purpose."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ml.runtime.bundle import sha256_hex
 from ml.runtime.layout import MANIFEST_FILE
 from ml.runtime.store import ArtifactStore, Pointer, publish_version, utc_now
-from ml.signing import sign_version, signing_key_from_env
+from ml.signing import generate_keys, sign_version, signing_key_from_env
+
+
+def signing_environment(directory: Path) -> dict[str, str]:
+    """A new Ed25519 pair in `directory`, as the environment a deployment has: promotions sign
+    with the private key (FRAUD_SIGNING_KEY_FILE), services trust the public one."""
+    private, _, public = generate_keys(directory)
+    return {"FRAUD_SIGNING_KEY_FILE": str(private), "FRAUD_TRUSTED_KEYS": public}
 
 
 def promote_files(store: ArtifactStore, files: dict[str, bytes], *, sign: bool = True) -> str:
