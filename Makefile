@@ -82,8 +82,8 @@ bench-train: install
 bench-hostile: install
 	$(BIN)/python -m bench.hostile
 
-## bench-compare: this tree's service against BASELINE's (a git ref), side by side in
-## alternating rounds: /predict c=32 and batch throughput as ratios from one run.
+## bench-compare: this tree's service against BASELINE's (a git ref) in alternating rounds:
+## cold start, /predict c=32 and batch throughput as ratios from one run.
 BASELINE ?= HEAD~1
 bench-compare: install $(SERVE_VENV)/.installed
 	$(BIN)/python -m bench.compare --baseline $(BASELINE) --serve-python $(CURDIR)/$(SERVE_VENV)/bin/python

@@ -1,12 +1,13 @@
-"""`make bench-compare BASELINE=<git ref>`: this tree's service against another commit's, side
-by side in one run, so that "figures unchanged" is a ratio from alternating rounds rather than
-two runs minutes apart on a shared machine.
+"""`make bench-compare BASELINE=<git ref>`: this tree's service against another commit's in
+alternating rounds of one run, so that "figures unchanged" is a ratio measured under the same
+conditions rather than two runs minutes apart on a shared machine.
 
 Both servers run from the serving-only environment (.venv-serve), 2 workers each, on the same
-signed bundle in one local store; only the source tree differs. Each round measures
-/predict at c=32 and /predict/batch (1000 rows) on one server and then the other, alternating
-which goes first. Prints the medians and the median of the rounds' ratios (this / baseline),
-and writes bench/results/compare.json. 127.0.0.1 only; it stops what it started, by PID.
+signed bundle in one local store; only the source tree differs. Each round starts one server
+and then the other (alternating which goes first), and measures its cold start, /predict at
+c=32 and /predict/batch (1000 rows), one server at a time. Prints the medians and the median
+of the rounds' ratios (this / baseline), and writes bench/results/compare.json.
+127.0.0.1 only; it stops what it started, by PID.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tests.support.bundles import promote_files, signing_environment
 from tests.support.processes import DEV_DATA, REPO
 from tests.support.server import ServiceProcess, server_env
 
-CASES = ("predict_c32_rps", "batch_rows_per_s", "predict_c32_p99_ms")
+CASES = ("predict_c32_rps", "batch_rows_per_s", "predict_c32_p99_ms", "cold_start_s")
 
 
 def checkout(ref: str, into: Path) -> Path:
@@ -41,17 +42,19 @@ def checkout(ref: str, into: Path) -> Path:
     return into
 
 
-def start(tree: Path, tmp: Path, env: dict[str, str], python: str) -> ServiceProcess:
-    """A server whose code comes from `tree`: it is the working directory (so `-m ml.cli` and
-    Gunicorn's app import find it first) and on PYTHONPATH."""
+def start(tree: Path, tmp: Path, env: dict[str, str], python: str) -> tuple[ServiceProcess, float]:
+    """A server whose code comes from `tree` (it is the working directory, so `-m ml.cli` and
+    Gunicorn's app import find it first, and on PYTHONPATH), and its seconds from process
+    start to /health/ready 200."""
     here = Path.cwd()
     os.chdir(tree)
     try:
         server = ServiceProcess(tmp, env | {"PYTHONPATH": str(tree)}, python=python).start()
     finally:
         os.chdir(here)
+    cold_start = server._wait_first_ready(60)
     server.wait_ready(60)
-    return server
+    return server, cold_start
 
 
 def measure(server: ServiceProcess, bodies: dict[str, bytes], seconds: float) -> dict[str, float]:
@@ -85,18 +88,18 @@ def main() -> None:
         promote_files(store, train_bundle(data, seed=0))
         env = server_env(store, FRAUD_LOG_LEVEL="warning")
         baseline_tree = checkout(args.baseline, tmp / "baseline")
-        servers = {}
+        trees = {"this": REPO, "baseline": baseline_tree}
+        servers: dict[str, ServiceProcess] = {}
+        rounds: dict[str, list[dict[str, float]]] = {"this": [], "baseline": []}
         try:
-            servers["this"] = start(REPO, tmp, env, args.serve_python)
-            servers["baseline"] = start(baseline_tree, tmp, env, args.serve_python)
-            for server in servers.values():  # warm-up
-                measure(server, bodies, 1.0)
-            rounds: dict[str, list[dict[str, float]]] = {"this": [], "baseline": []}
             for index in range(args.rounds):
                 order = ("this", "baseline") if index % 2 == 0 else ("baseline", "this")
-                for name in order:
-                    rounds[name].append(measure(servers[name], bodies, args.seconds))
-                    time.sleep(0.5)
+                for name in order:  # a fresh server each round: its cold start is measured too
+                    servers[name], cold_start = start(trees[name], tmp, env, args.serve_python)
+                    measure(servers[name], bodies, 1.0)  # warm-up
+                    figures = measure(servers[name], bodies, args.seconds)
+                    rounds[name].append(figures | {"cold_start_s": cold_start})
+                    servers.pop(name).stop()
         finally:
             for server in servers.values():
                 server.stop()
