@@ -165,12 +165,23 @@ class DataPlane:
         bundle = self.registry.require_bundle()
         self.drift.flush(bundle)  # this worker's waiting rows count too
         status = self._metrics.drift_status()
+        live_rows = status.live_rows if status else 0
+        psi = status.psi if status else {}
+        if bundle.drift_reference is None:
+            state = "unmonitored"
+        elif live_rows < MIN_LIVE_ROWS:
+            # A level on a few rows is sampling noise (PSI 3-8 on 15 rows looked like an
+            # incident): no PSI until the window holds enough.
+            state, psi = "collecting", dict.fromkeys(psi)
+        else:
+            state = "measured"
         return {
             "model_version": bundle.version,
             "monitored": bundle.drift_reference is not None,
-            "live_rows": status.live_rows if status else 0,
+            "status": state,
+            "live_rows": live_rows,
             "reference_rows": bundle.drift_reference.rows if bundle.drift_reference else None,
-            "psi": status.psi if status else {},
+            "psi": psi,
             "window_s": self.drift.window_s,
             "levels": {"watch": PSI_WATCH, "drift": PSI_DRIFT},
             "min_live_rows": MIN_LIVE_ROWS,  # fewer: PSI is mostly sampling noise

@@ -3,7 +3,7 @@ NaN and infinities are refused, naming the field."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AllowInfNan,
@@ -293,11 +293,15 @@ class PromotionHistory(BaseModel):
 class DriftReport(BaseModel):
     model_version: str
     monitored: bool = Field(description="False: the model carries no drift reference.")
+    status: Literal["unmonitored", "collecting", "measured"] = Field(
+        description="collecting: fewer live rows than `min_live_rows`, so no PSI yet; "
+        "measured: PSI per input and for the score."
+    )
     live_rows: int = Field(description="Live rows of the window, over all workers.")
     reference_rows: int | None = Field(description="Training rows the reference rests on.")
     psi: dict[str, float | None] = Field(
         description="PSI per input (Time as time of day) and for fraud_probability; null "
-        "before any live row."
+        "while collecting."
     )
     window_s: float
     levels: dict[str, float] = Field(description="watch and drift: where PSI starts to matter.")

@@ -94,6 +94,7 @@ async function score() {
       text: `${r.contribution >= 0 ? "+" : ""}${r.contribution.toFixed(3)}`,
       kind: r.contribution >= 0 ? "up" : "down",
     })), { signed: true });
+    loadDrift();  // the row just scored counts in the window
   } catch (error) {
     $("result").hidden = true;
     $("score-error").textContent = error.message;
@@ -152,13 +153,16 @@ async function loadDrift() {
   try {
     const report = await call("GET", "/drift");
     const psi = Object.entries(report.psi).filter(([, v]) => v !== null);
-    const tooFew = report.live_rows < report.min_live_rows
-      ? ` Fewer than ${report.min_live_rows} live rows: mostly sampling noise so far.` : "";
-    $("drift-summary").textContent = report.monitored
-      ? `PSI against ${report.reference_rows} training rows, over the ${report.live_rows} live ` +
-        `rows of the last ${Math.round(report.window_s / 60)} minutes (all workers). Above ${report.levels.watch}: worth a look; above ` +
-        `${report.levels.drift}: drift.${tooFew}`
-      : `Model ${report.model_version} carries no drift reference.`;
+    const minutes = Math.round(report.window_s / 60);
+    $("drift-summary").textContent = {
+      unmonitored: `Model ${report.model_version} carries no drift reference.`,
+      collecting: `Collecting (${report.live_rows} of ${report.min_live_rows} live rows of the ` +
+        `last ${minutes} minutes, all workers): on fewer rows PSI is sampling noise, so no ` +
+        "level is shown yet.",
+      measured: `PSI against ${report.reference_rows} training rows, over the ` +
+        `${report.live_rows} live rows of the last ${minutes} minutes (all workers). Above ` +
+        `${report.levels.watch}: worth a look; above ${report.levels.drift}: drift.`,
+    }[report.status];
     psi.sort((a, b) => b[1] - a[1]);
     bars($("drift-bars"), psi.map(([name, value]) => ({
       label: name,
@@ -176,7 +180,8 @@ async function loadDrift() {
 function showKeyStatus() {
   $("key-status").textContent = apiKey()
     ? "Key set for this tab (session storage); closing the tab forgets it."
-    : "No key yet: type one.";
+    : "No key yet: one of the service's FRAUD_API_KEYS. `make run` prints it on its first " +
+      "run and keeps it in .local/keys/api-keys.json; docker compose reads it from .env.";
 }
 
 function refreshAll() {

@@ -89,6 +89,7 @@ def test_a_shifted_feature_shows_as_drift_over_both_workers(
         assert status == 200
         assert report["model_version"] == version
         assert report["live_rows"] == MAX_ROWS
+        assert report["status"] == "measured"
         assert report["psi"]["V14"] == pytest.approx(psi["V14"], abs=1e-6)
 
         # Another model starts an empty window in every worker: no rows yet, so no PSI.

@@ -1,15 +1,18 @@
 """The drift window of one worker: rows counted in bulk, expired as the window slides, started
-afresh for another model. A real `DriftMonitor` and `Metrics`, with a clock the test sets."""
+afresh for another model. A real `DriftMonitor` and `Metrics`, with a clock the test sets; and
+/drift before the window holds enough rows, in-process."""
 
 from __future__ import annotations
 
 import numpy as np
+from fastapi.testclient import TestClient
 
 from ml.data import Dataset
 from ml.runtime.bundle import load_bundle
-from ml.runtime.drift import BINS, TRACKED
+from ml.runtime.drift import BINS, MIN_LIVE_ROWS, TRACKED
 from service.drift import DriftMonitor
 from service.metrics import Metrics
+from tests.support.app import AUTH
 
 
 class Clock:
@@ -107,3 +110,20 @@ def test_old_rows_arriving_in_bulk_do_not_switch_the_window_back(
     assert new.drift_reference is not None
     assert np.allclose(published_reference(metrics), new.drift_reference.expected)
     assert live_rows(metrics) == 0
+
+
+def test_below_the_minimum_the_report_is_collecting_and_shows_no_level(
+    client: TestClient,
+) -> None:
+    """A few rows give PSI of 3-8 by chance alone: /drift says it is still collecting, with
+    how many rows it has and needs, and no PSI to read a level from."""
+    for _ in range(5):
+        assert (
+            client.post("/predict", json={"features": [0.5] * 30}, headers=AUTH).status_code == 200
+        )
+    report = client.get("/drift", headers=AUTH).json()
+    assert report["status"] == "collecting"
+    assert report["live_rows"] == 5
+    assert report["min_live_rows"] == MIN_LIVE_ROWS
+    assert report["psi"]
+    assert set(report["psi"].values()) == {None}
