@@ -135,8 +135,10 @@ async function loadModel() {
     for (const entry of history.entries) {
       const tr = el("tr");
       const why = entry.details && (entry.details.reason || entry.details.decision);
-      for (const value of [entry.promoted_at, entry.action, entry.version,
-        entry.promoted_by || "-", why || ""]) {
+      const when = el("td", "", entry.promoted_at.replace("T", " ").slice(0, 16));
+      when.title = entry.promoted_at;  // to the millisecond, on hover
+      tr.append(when);
+      for (const value of [entry.action, entry.version, entry.promoted_by || "-", why || ""]) {
         tr.append(el("td", "", String(value)));
       }
       rows.append(tr);
