@@ -1,5 +1,6 @@
 """What a store holds: every version with its training metrics, which one is live, and the
-promotion log. `fraudctl history` prints it; it reads the store and changes nothing."""
+promotion log, newest first as the API's /model/history lists it. `fraudctl history` prints it;
+it reads the store and changes nothing."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class StoreHistory:
     store: str
     live: str | None
     versions: list[VersionSummary]
-    log: list[Pointer]
+    log: list[Pointer]  # newest first
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,5 +57,5 @@ def store_history(store: ArtifactStore) -> StoreHistory:
         store=store.uri,
         live=live.version if live else None,
         versions=versions,
-        log=read_history(store),
+        log=read_history(store)[::-1],
     )

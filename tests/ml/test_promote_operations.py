@@ -46,7 +46,8 @@ def test_rollback_and_history(
     history = json.loads(capsys.readouterr().out)
     assert history["live"] == strong
     assert {v["version"]: v["live"] for v in history["versions"]} == {weak: False, strong: True}
-    assert [e["action"] for e in history["log"]] == ["promote", "promote", "rollback", "rollback"]
+    # Newest first, as /model/history lists it.
+    assert [e["action"] for e in history["log"]] == ["rollback", "rollback", "promote", "promote"]
     assert all(e["promoted_by"] for e in history["log"])
     assert main(["history", "--store", uri]) == EXIT_OK
     table = capsys.readouterr().out
