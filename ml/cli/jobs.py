@@ -195,9 +195,12 @@ def cmd_run_local(args: argparse.Namespace) -> int:
 def use_local_api_keys(path: Path) -> None:
     """make run's API keys: made once, kept in `path` (mode 0600) across restarts, printed the
     first time. Keys already in the environment win."""
+    from_environment = [name for name in API_KEY_VARIABLES if os.environ.get(name)]
     if path.exists():
         kept = json.loads(path.read_text())
-        say(f"API keys from {path} (made on the first run)")
+        from_file = [name for name in API_KEY_VARIABLES if name not in from_environment]
+        if from_file:
+            say(f"{' and '.join(from_file)} from {path} (made on the first run)")
     else:
         kept = {name: secrets.token_urlsafe(24) for name in API_KEY_VARIABLES}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +213,8 @@ def use_local_api_keys(path: Path) -> None:
     for name in API_KEY_VARIABLES:
         if not os.environ.get(name):
             os.environ[name] = kept[name]
+    if from_environment:
+        say(f"{' and '.join(from_environment)} from the environment")
 
 
 API_KEY_VARIABLES = ("FRAUD_API_KEYS", "FRAUD_ADMIN_API_KEYS")

@@ -264,3 +264,11 @@ def test_make_runs_api_keys_are_kept_and_printed_once(
     assert predict_key not in second  # printed once only
     assert os.environ["FRAUD_API_KEYS"] == predict_key  # the same key across restarts
     assert os.environ["FRAUD_ADMIN_API_KEYS"] == "chosen"  # the environment wins
+    # and start-up says where each came from (it once named the file for keys it did not use)
+    assert f"FRAUD_API_KEYS from {path}" in second
+    assert "FRAUD_ADMIN_API_KEYS from the environment" in second
+    monkeypatch.setenv("FRAUD_API_KEYS", "demo-key")
+    use_local_api_keys(path)
+    third = capsys.readouterr().err
+    assert str(path) not in third
+    assert "FRAUD_API_KEYS and FRAUD_ADMIN_API_KEYS from the environment" in third
