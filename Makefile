@@ -21,7 +21,9 @@ install: $(STAMP)
 $(STAMP): requirements/dev.lock pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	@echo "make install: installing the development packages (requirements/dev.lock) into $(VENV)/ ..."
+	@set -o pipefail; $(BIN)/python -m pip install --require-hashes --no-deps --disable-pip-version-check \
+		-r requirements/dev.lock | { grep --line-buffered -E '^(Collecting|Successfully)' || true; } | cut -c1-100
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	touch $@
 
