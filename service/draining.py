@@ -80,10 +80,11 @@ class DrainingHttpProtocol(HttpToolsProtocol):
     """httptools' protocol, which ends each connection after its next response once draining,
     and one connection when the server sheds one to even out its workers' connections.
 
-    It also times clients (Uvicorn times only the idle gap between requests): a request's head
-    must arrive within `header_timeout_s` of the connection opening or of its first byte, and
-    its body within `body_timeout_s` of its head. Else it is answered 408 and closed. Without
-    this, 4,000 connections that never sent a byte stayed open for as long as a test ran."""
+    Its server also times clients (Uvicorn times only the idle gap between requests): a
+    request's head must arrive within `header_timeout_s` of the connection opening or of its
+    first byte, and its body within `body_timeout_s` of its head, or it is answered 408 and
+    closed (`DrainingServer._sweep_deadlines`). Without this, 4,000 connections that never
+    sent a byte stayed open for as long as a test ran."""
 
     server_state: DrainState
     # What the server's sweep last saw this connection await, and at which sweep it first did.
