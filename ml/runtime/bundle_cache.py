@@ -41,8 +41,8 @@ class RecordingReader(ArtifactReader):
         self.objects[key] = data
         return data
 
-    def list_keys(self, prefix: str) -> list[str]:
-        return self._store.list_keys(prefix)
+    def list_keys(self, prefix: str, limit: int | None = None) -> list[str]:
+        return self._store.list_keys(prefix, limit)
 
     def read_pointer(self, if_none_match: str | None = None) -> PointerState | None:
         return self._store.read_pointer(if_none_match)

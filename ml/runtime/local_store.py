@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import os
 import stat
 import tempfile
@@ -79,18 +80,19 @@ class LocalStore(ArtifactStore):
         finally:
             os.unlink(tmp)
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_keys(self, prefix: str, limit: int | None = None) -> list[str]:
         base = self._path(prefix) if prefix else self.root
         if not base.exists():
             return []
         start = base if base.is_dir() else base.parent
-        return sorted(
+        keys = (
             str(p.relative_to(self.root))
             for p in start.rglob("*")
             if p.is_file()
             and not p.name.startswith(".")
             and str(p.relative_to(self.root)).startswith(prefix)
         )
+        return sorted(itertools.islice(keys, limit))
 
     def read_pointer(self, if_none_match: str | None = None) -> PointerState | None:
         try:

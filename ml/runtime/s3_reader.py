@@ -88,9 +88,10 @@ class S3Reader(ArtifactReader):
             raise self._error(status, body, key)
         return body
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_keys(self, prefix: str, limit: int | None = None) -> list[str]:
         keys: list[str] = []
-        query = {"list-type": "2", "prefix": self.prefix + prefix, "max-keys": str(self._page_size)}
+        page_size = self._page_size if limit is None else max(1, min(limit, self._page_size))
+        query = {"list-type": "2", "prefix": self.prefix + prefix, "max-keys": str(page_size)}
         while True:
             status, body, _ = self._request("", query=query, what=prefix)
             if status != 200:
@@ -102,6 +103,8 @@ class S3Reader(ArtifactReader):
                 if element.text is not None
             )
             token = page.findtext(f"{S3_XML}NextContinuationToken")
+            if limit is not None and len(keys) >= limit:
+                return sorted(keys[:limit])
             if page.findtext(f"{S3_XML}IsTruncated") != "true" or not token:
                 return sorted(keys)
             query = query | {"continuation-token": token}

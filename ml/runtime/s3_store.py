@@ -75,15 +75,17 @@ class S3Store(ArtifactStore):
         except PointerConflict:
             raise ObjectExists(f"{self.uri}/{key} already exists") from None
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_keys(self, prefix: str, limit: int | None = None) -> list[str]:
         keys: list[str] = []
         with self._errors(prefix):
             pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._key(prefix)
+                Bucket=self.bucket,
+                Prefix=self._key(prefix),
+                PaginationConfig={"MaxItems": limit} if limit is not None else {},
             )
             for page in pages:
                 keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", []))
-        return sorted(keys)
+        return sorted(keys[:limit] if limit is not None else keys)
 
     def read_pointer(self, if_none_match: str | None = None) -> PointerState | None:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(POINTER_KEY)}

@@ -26,6 +26,7 @@ from ml.runtime.layout import (
     MODELS_PREFIX,
     POINTER_KEY,
     SIGNATURES_DIR,
+    signature_key,
     version_key,
 )
 from ml.runtime.untrusted_json import NotJsonObject, parse_object
@@ -155,7 +156,9 @@ class ArtifactReader(ABC):
         )
 
     @abstractmethod
-    def list_keys(self, prefix: str) -> list[str]: ...
+    def list_keys(self, prefix: str, limit: int | None = None) -> list[str]:
+        """The keys under `prefix`, sorted; with `limit`, no more than that many are listed
+        (the first the store lists), so a prefix someone filled is not read whole."""
 
     @abstractmethod
     def read_pointer(self, if_none_match: str | None = None) -> PointerState | None:
@@ -286,14 +289,22 @@ def fetch_version(
 
 
 def fetch_signatures(
-    store: ArtifactReader, version: str, preferred: frozenset[str] = frozenset()
+    store: ArtifactReader, version: str, trusted: frozenset[str] = frozenset()
 ) -> list[bytes]:
-    """The signature files of a version (one per key that signed it), those of the
-    `preferred` key ids first, at most `MAX_SIGNATURE_FILES`."""
+    """The signature files of a version: those of the `trusted` key ids, read by name; only
+    when none of them is there, the first `MAX_SIGNATURE_FILES` listed (so a refusal can name
+    the keys that did sign). Whatever else is under the prefix is neither listed nor read."""
+    found = []
+    for key_id in sorted(trusted):
+        try:
+            found.append(store.get(signature_key(version, key_id), SIGNATURE_MAX_BYTES))
+        except ObjectNotFound:
+            continue
+    if found:
+        return found
     prefix = version_key(version, SIGNATURES_DIR + "/")
-    keys = [key for key in store.list_keys(prefix) if key.endswith(".json")]
-    keys.sort(key=lambda key: key.removeprefix(prefix).removesuffix(".json") not in preferred)
-    return [store.get(key, SIGNATURE_MAX_BYTES) for key in keys[:MAX_SIGNATURE_FILES]]
+    listed = store.list_keys(prefix, limit=MAX_SIGNATURE_FILES)
+    return [store.get(key, SIGNATURE_MAX_BYTES) for key in listed if key.endswith(".json")]
 
 
 def list_versions(store: ArtifactReader) -> list[str]:

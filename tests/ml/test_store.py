@@ -10,6 +10,7 @@ from ml.runtime.layout import MANIFEST_FILE
 from ml.runtime.local_store import LocalStore
 from ml.runtime.s3_store import S3Store
 from ml.runtime.store import (
+    MAX_SIGNATURE_FILES,
     POINTER_MAX_BYTES,
     ArtifactReader,
     ArtifactStore,
@@ -21,6 +22,7 @@ from ml.runtime.store import (
     PointerConflict,
     StoreError,
     StoreUnavailable,
+    fetch_signatures,
     fetch_version,
     list_versions,
     open_reader,
@@ -224,3 +226,26 @@ def test_a_local_store_reads_only_regular_files(tmp_path: Path) -> None:
 def test_a_malformed_pointer_is_an_invalid_pointer_error(data: bytes) -> None:
     with pytest.raises(InvalidPointer, match=r"production\.json is not a valid pointer"):
         Pointer.from_json(data)
+
+
+def test_listing_stops_at_its_limit(store: ArtifactStore) -> None:
+    for index in range(30):
+        store.put_if_absent(f"models/v1/signatures/{index:04d}.json", b"{}")
+    assert len(store.list_keys("models/v1/signatures/")) == 30
+    reader = reader_of(store, max_object_bytes=1024 * 1024)
+    for lister in (store, reader):
+        assert len(lister.list_keys("models/v1/signatures/", limit=7)) == 7
+
+
+def test_signatures_of_trusted_keys_are_read_by_name_and_junk_is_not_read(
+    store: ArtifactStore,
+) -> None:
+    """A prefix someone filled with signature files: the trusted key's is read by its name;
+    with no trusted one there, at most MAX_SIGNATURE_FILES are listed and read."""
+    for index in range(40):
+        store.put_if_absent(f"models/v1/signatures/{index:04d}.json", b"junk")
+    store.put_if_absent("models/v1/signatures/ffffffffffffffff.json", b"genuine")
+    reader = reader_of(store, max_object_bytes=1024 * 1024)
+    assert fetch_signatures(reader, "v1", frozenset({"ffffffffffffffff"})) == [b"genuine"]
+    untrusted = fetch_signatures(reader, "v1", frozenset({"0123456789abcdef"}))
+    assert len(untrusted) == MAX_SIGNATURE_FILES
