@@ -89,10 +89,12 @@ class Pointer:
             pointer = cls(**parse_object(data))
         except (NotJsonObject, TypeError) as exc:
             raise InvalidPointer(f"{POINTER_KEY} is not a valid pointer: {exc}") from None
+        # getattr, not asdict: asdict deep-copies `details`, and a pointer nested a few
+        # hundred levels deep there would raise RecursionError.
         wrong = [
             name
-            for name, value in asdict(pointer).items()
-            if not isinstance(value, POINTER_FIELD_TYPES[name])
+            for name, types in POINTER_FIELD_TYPES.items()
+            if not isinstance(getattr(pointer, name), types)
         ]
         if wrong:
             raise InvalidPointer(f"{POINTER_KEY} is not a valid pointer: wrong type for {wrong}")

@@ -249,3 +249,14 @@ def test_signatures_of_trusted_keys_are_read_by_name_and_junk_is_not_read(
     assert fetch_signatures(reader, "v1", frozenset({"ffffffffffffffff"})) == [b"genuine"]
     untrusted = fetch_signatures(reader, "v1", frozenset({"0123456789abcdef"}))
     assert len(untrusted) == MAX_SIGNATURE_FILES
+
+
+def test_a_pointer_with_deeply_nested_details_is_read_without_recursion() -> None:
+    """Only the version and the manifest's sha256 are followed; nesting in `details` (which a
+    copy of the pointer would recurse into) must not crash a reload."""
+    details = b'{"a":' * 900 + b"1" + b"}" * 900
+    data = (
+        b'{"version": "v1", "manifest_sha256": "' + b"0" * 64 + b'", "previous_version": null,'
+        b' "promoted_at": "t", "details": ' + details + b"}"
+    )
+    assert Pointer.from_json(data).version == "v1"
