@@ -94,10 +94,11 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            refusal = self._guard(scope, headers)
+            coding = headers.get(b"content-encoding", b"identity").strip().lower()
+            refusal = self._guard(scope, headers, coding)
             if refusal is not None:
                 await error_response(refusal, request_id)(scope, receive, send_with_id)
-            elif headers.get(b"content-encoding", b"").strip().lower() == b"gzip":
+            elif coding == b"gzip":
                 await self.app(scope, self._inflated(self._limited(receive)), send_with_id)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
@@ -117,7 +118,9 @@ class RequestMiddleware:
         finally:
             self._record(scope, state, status, started, request_id)
 
-    def _guard(self, scope: Scope, headers: dict[bytes, bytes]) -> ServiceError | None:
+    def _guard(
+        self, scope: Scope, headers: dict[bytes, bytes], coding: bytes
+    ) -> ServiceError | None:
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             return None
         length = headers.get(b"content-length")
@@ -131,7 +134,6 @@ class RequestMiddleware:
                     f"request body of {size} bytes exceeds the limit of {self.max_body_bytes} bytes"
                 )
         has_body = (length is not None and length != b"0") or b"transfer-encoding" in headers
-        coding = headers.get(b"content-encoding", b"identity").strip().lower()
         if coding not in SUPPORTED_CODINGS:
             shown = coding.decode(errors="replace")[:64]
             return UnsupportedMediaType(

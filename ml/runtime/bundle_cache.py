@@ -57,19 +57,22 @@ class BundleCache:
         """Keep a verified load's objects and point at them. Several workers may write the
         same version at once: objects are create-only (the same bytes accepted), the pointer
         replaced atomically."""
-        for key, data in objects.items():
-            try:
-                put_create_only(self.store, key, data)
-            except ObjectExists:
-                # Different bytes under a version's key: an older copy cached before it was
-                # replaced in the store (only a forced rewrite does that). Start it over.
-                shutil.rmtree(self.store.root / MODELS_PREFIX / pointer.version)
-                put_create_only(self.store, key, data)
+        try:
+            self._write(objects)
+        except ObjectExists:
+            # Different bytes under the version's keys: a copy cached before the version was
+            # rewritten in the store (only a forced rewrite does that). Start it over, whole.
+            shutil.rmtree(self.store.root / MODELS_PREFIX / pointer.version, ignore_errors=True)
+            self._write(objects)
         fd, temporary = tempfile.mkstemp(dir=self.store.root, prefix=".tmp-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(pointer.to_json())
         os.replace(temporary, self.store.root / POINTER_KEY)
         self._forget_older_than(pointer.version)
+
+    def _write(self, objects: dict[str, bytes]) -> None:
+        for key, data in objects.items():
+            put_create_only(self.store, key, data)
 
     def _forget_older_than(self, keep: str) -> None:
         ages = {}
