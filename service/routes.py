@@ -95,13 +95,12 @@ def _batch(raw: bytes, plane: DataPlane) -> ParsedBatch:
     openapi_extra=documented_body(PredictRequest, PREDICT_SCHEME),
 )
 async def predict(request: Request) -> Response:
+    plane = service_state(request).dataplane
     raw = await _body(request)
-    check_shape(raw, service_state(request).dataplane.check_batch_size)
+    check_shape(raw, plane.check_batch_size)
     body = _validated(raw, PredictRequest)
     features = body.features if body.features is not None else body.transaction
-    prediction = await service_state(request).dataplane.predict(
-        _row(features), body.threshold, body.explain
-    )
+    prediction = await plane.predict(_row(features), body.threshold, body.explain)
     request_state(request.scope)["model_version"] = prediction.model_version
     answer: dict[str, Any] = {
         "request_id": request_id_of(request.scope),
