@@ -1,5 +1,6 @@
 import io
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import sklearn
 from ml.build import write_bundle
 from ml.data import Dataset
 from ml.runtime.bundle import (
+    REFUSAL_REASONS,
     BundleError,
     Manifest,
     load_bundle,
@@ -27,6 +29,7 @@ from ml.runtime.layout import (
     PREPROCESSOR_FILE,
 )
 from ml.runtime.schema import FEATURE_NAMES
+from tests.support.processes import REPO
 
 
 def with_manifest(files: dict[str, bytes], **changes: object) -> dict[str, bytes]:
@@ -291,3 +294,16 @@ def test_preprocessor_numbers_must_be_finite_and_scales_positive(
         broken[key][index] = value
         with pytest.raises(BundleError, match=message):
             load_bundle(with_file(bundle_files, PREPROCESSOR_FILE, json.dumps(broken).encode()))
+
+
+def test_every_refusal_reason_raised_is_one_the_service_counts_from_the_start() -> None:
+    """The service creates fraud_model_refusals_total at 0 for each of REFUSAL_REASONS; a
+    reason raised but missing there would appear only at its first refusal, where increase()
+    alerts cannot see it."""
+    raised = set()
+    for source in [*(REPO / "ml" / "runtime").glob("*.py"), *(REPO / "service").glob("*.py")]:
+        raised |= set(
+            re.findall(r'(?:BundleError|SignatureError)\(\s*"([a-z_]+)"', source.read_text())
+        )
+    assert raised, "no raise site found: the pattern no longer matches the code"
+    assert raised <= set(REFUSAL_REASONS), raised - set(REFUSAL_REASONS)
