@@ -18,7 +18,7 @@ import joblib
 import numpy as np
 import sklearn
 
-from ml.export import serving_model
+from ml.families import family
 from ml.runtime.bundle import CANARY_TOLERANCE, Manifest, runtime_versions, sha256_hex
 from ml.runtime.drift import DriftReference
 from ml.runtime.layout import (
@@ -56,7 +56,7 @@ def build_bundle_files(
     """Serialise a fitted model into bundle files, manifest last. Nothing touches disk."""
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    serving_preprocessor, serving = preprocessor.serving_form(), serving_model(model)
+    serving_preprocessor, serving = preprocessor.serving_form(), family(model_family).export(model)
     canary = np.asarray(canary_rows, dtype=np.float64)
     _prove_equivalent(model, preprocessor, serving_preprocessor, serving, canary)
     artifacts = {
@@ -93,11 +93,11 @@ def _prove_equivalent(
     model: Any, preprocessor: Any, serving_preprocessor: Any, serving: Any, canary: np.ndarray
 ) -> None:
     """The serving form must give scikit-learn's probabilities, within the canary tolerance, on
-    the canary rows, the same rows scaled to extremes, and (trees only: scikit-learn's linear
-    model refuses them) rows with missing values. The API refuses missing values anyway."""
+    the canary rows, the same rows scaled to extremes, and (kinds that route them: scikit-learn's
+    linear model refuses them) rows with missing values. The API refuses missing values anyway."""
     extreme = np.vstack([canary * 1e3, canary * -1e3, np.full((1, canary.shape[1]), 1e12)])
     checks = [("canary", canary), ("extreme", extreme)]
-    if serving.kind == "tree_ensemble":
+    if serving.handles_missing:
         missing = canary.copy()
         missing[:, 1::3] = np.nan
         checks.append(("missing", missing))

@@ -21,12 +21,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ml.build import build_bundle_files
-from ml.choices import DEFAULT_MODEL, MODEL_NAMES
 from ml.evaluate import (
     DEFAULT_PREVALENCE,
     REPORTED_METRICS,
@@ -35,6 +32,7 @@ from ml.evaluate import (
     choose_threshold,
     classification_metrics,
 )
+from ml.families import DEFAULT_FAMILY, family
 from ml.features import TransactionFeatures
 from ml.fingerprint import fingerprint
 from ml.runtime.bundle import Manifest
@@ -46,37 +44,6 @@ if TYPE_CHECKING:  # ml.data needs pandas; `fraudctl serve` imports this module 
 TEST_FRACTION = 0.2
 CV_FOLDS = 5
 CANARY_PER_CLASS = 4
-
-
-def _hgb(seed: int) -> Any:
-    return HistGradientBoostingClassifier(
-        # A fixed number of trees, not early stopping: the fold models and the refit then have
-        # the same number of trees, so a threshold found on out-of-fold scores means the same on
-        # the refit model's. Over six seeds on the evaluation rows, production-weighted F1 0.853
-        # mean / 0.841 worst, against 0.842 / 0.795 with early stopping, which stopped at
-        # 134-157 trees: 120 trees at a higher learning rate score no slower (docs/model.md).
-        learning_rate=0.08,
-        max_iter=120,
-        max_leaf_nodes=15,
-        # Depth 4 scores 16 rows 43 % faster through the flat scorer than unlimited depth
-        # (which reached 11) at the same quality: over six seeds, mean test F1 0.901 vs 0.905
-        # and PR-AUC 0.922 vs 0.923, within seed-to-seed noise (docs/model.md).
-        max_depth=4,
-        l2_regularization=1.0,
-        early_stopping=False,
-        random_state=seed,
-    )
-
-
-def _logreg(seed: int) -> Any:
-    return LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
-
-
-MODEL_FAMILIES: dict[str, Callable[[int], Any]] = {
-    "hgb": _hgb,  # tree ensemble: HistGradientBoostingClassifier
-    "logreg": _logreg,  # linear baseline
-}
-assert tuple(MODEL_FAMILIES) == MODEL_NAMES, "ml.choices.MODEL_NAMES must name every family"
 
 
 @dataclass(frozen=True)
@@ -114,7 +81,7 @@ def _quiet(_: str) -> None:
 def fit(model_name: str, seed: int, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
     """A fitted (preprocessor, model) pair."""
     preprocessor = TransactionFeatures().fit(X)
-    model = MODEL_FAMILIES[model_name](seed).fit(preprocessor.transform(X), y)
+    model = family(model_name).build(seed).fit(preprocessor.transform(X), y)
     return preprocessor, model
 
 
@@ -139,15 +106,14 @@ def out_of_fold_scores(
 def train_bundle(
     dataset: Dataset,
     *,
-    model_name: str = DEFAULT_MODEL,
+    model_name: str = DEFAULT_FAMILY,
     seed: int = 0,
     prevalence: float = DEFAULT_PREVALENCE,
     objective: Objective | str = "f1",
     progress: Progress = _quiet,
 ) -> dict[str, bytes]:
     """Return the files of a verified-loadable candidate bundle (see `ml.runtime.bundle`)."""
-    if model_name not in MODEL_FAMILIES:
-        raise ValueError(f"unknown model {model_name!r}; choose one of {sorted(MODEL_FAMILIES)}")
+    family(model_name)  # an unknown name fails here, before any work
     check_prevalence(prevalence)
     goal = objective if isinstance(objective, Objective) else Objective.parse(objective)
     started = time.perf_counter()

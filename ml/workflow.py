@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ml.build import write_bundle
-from ml.choices import DEFAULT_MODEL, DEFAULT_PREVALENCE
+from ml.choices import DEFAULT_PREVALENCE
 from ml.data import load_dataset
+from ml.families import DEFAULT_FAMILY
 from ml.promote import PromotionResult, promote
 from ml.runtime.bundle import ModelBundle, load_bundle
 from ml.runtime.store import ArtifactStore
@@ -44,7 +45,7 @@ class TrainingOptions:
     """How a candidate is trained: model family, seed, and the prevalence its threshold and
     metrics are tuned for, with the threshold's objective."""
 
-    model: str = DEFAULT_MODEL
+    model: str = DEFAULT_FAMILY
     seed: int = 0
     prevalence: float = DEFAULT_PREVALENCE
     objective: str = "f1"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ml.choices import DEFAULT_MODEL, DEFAULT_PREVALENCE, MODEL_NAMES
+from ml.choices import DEFAULT_PREVALENCE
 from ml.cli.output import env_default, env_optional
+from ml.families import DEFAULT_FAMILY, FAMILIES
 
 if TYPE_CHECKING:
     from ml.runtime.store import ArtifactStore
@@ -27,7 +28,9 @@ def add_prevalence(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", choices=MODEL_NAMES, default=DEFAULT_MODEL, help="model family")
+    parser.add_argument(
+        "--model", choices=FAMILIES, default=DEFAULT_FAMILY, help="model family (ml/families.py)"
+    )
     parser.add_argument(
         "--seed",
         type=int,

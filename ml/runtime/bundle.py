@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from ml.runtime.drift import DriftReference
-from ml.runtime.explain import Explainer, explainer_for
 from ml.runtime.features import SpecError, Standardiser
+from ml.runtime.kinds import Explainer, Scorer, load_scorer, sigmoid
 from ml.runtime.layout import (
     ARTIFACT_FILES,
     MANIFEST_FILE,
@@ -37,7 +37,6 @@ from ml.runtime.layout import (
     SERVING_FILES,
 )
 from ml.runtime.schema import FEATURE_NAMES
-from ml.runtime.scoring import Scorer, load_scorer, sigmoid
 from ml.runtime.signing import SignatureError, TrustedKeys
 from ml.runtime.store import ArtifactReader, fetch_signatures, fetch_version
 from ml.runtime.untrusted_json import NotJsonObject, parse_object
@@ -306,7 +305,7 @@ def _assemble(
     except SpecError as exc:
         raise BundleError("malformed_serving_form", f"bundle {manifest.version}: {exc}") from None
     try:
-        explainer, unexplainable = explainer_for(model), ""
+        explainer, unexplainable = model.explainer(), ""
     except SpecError as exc:  # it scores, but cannot explain: serve it, and say why on request
         explainer, unexplainable = None, str(exc)
     bundle = ModelBundle(

@@ -1,17 +1,12 @@
-"""Why a row scored as it did: each raw input's contribution to the log-odds.
+"""Why a tree ensemble's row scored as it did: each raw input's contribution to the log-odds.
 
-Two kinds, one interface (`contributions(model_inputs) -> (rows, raw inputs)` and `base_value`;
-the contributions plus `base_value` are the row's log-odds):
-
-- `TreeShap`, exact path-dependent TreeSHAP (Lundberg et al. 2020, the `shap` package's
+`TreeShap` is exact path-dependent TreeSHAP (Lundberg et al. 2020, the `shap` package's
   `TreeExplainer` default without background data) over the serving form's trees and their
   training cover counts. It is tabulated, not recursed: a leaf's share of each path feature
   depends only on which of its (at most `depth`) path splits the row goes right at, so every
   leaf gets a table of 2^depth patterns, computed once at load. A row then costs one comparison
   per split, one table lookup per leaf and feature on its path, and one sum per input (depth 4,
   120 trees: ~1,500 leaves, a 750 KB table; see docs/performance.md for the speed).
-- `LinearShap`, logistic regression: coefficient x standardised value, which is SHAP for a
-  linear model on standardised inputs (their training mean is 0).
 
 Model inputs derived from one raw input are folded back onto it: log_amount onto Amount, the
 time of day's sine and cosine onto Time (`ml.runtime.features.OUTPUT_SOURCES`).
@@ -24,9 +19,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ml.runtime.features import OUTPUT_SOURCES, SpecError
+from ml.runtime.features import SpecError
+from ml.runtime.kinds.base import fold_matrix
 from ml.runtime.schema import FEATURE_NAMES
-from ml.runtime.scoring import LinearModel, Scorer, TreeEnsemble
 
 # 2^depth patterns per leaf: depth 10 is 1,024 patterns x 10 values per leaf; deeper trees
 # would need the recursive algorithm, and are refused an explainer rather than made slow.
@@ -41,37 +36,40 @@ TABULATE_LEAVES = 32  # leaves tabulated together: ~50 KB temporaries at depth 4
 CHUNK_ROWS = 48
 
 
-class Explainer(Protocol):
-    @property
-    def base_value(self) -> float: ...
-
-    def contributions(self, model_inputs: np.ndarray) -> np.ndarray: ...
-
-
-def fold_matrix() -> np.ndarray:
-    """(model inputs, raw inputs): 1 where a model input comes from a raw input."""
-    fold = np.zeros((len(OUTPUT_SOURCES), len(FEATURE_NAMES)), dtype=np.float64)
-    for i, source in enumerate(OUTPUT_SOURCES):
-        fold[i, FEATURE_NAMES.index(source)] = 1.0
-    return fold
-
-
-class LinearShap:
-    def __init__(self, model: LinearModel) -> None:
-        self._weights = model.coef[:, None] * fold_matrix()  # (model inputs, raw inputs)
-        self._base = model.intercept
+class Trees(Protocol):
+    """What TreeSHAP reads of a tree ensemble (`ml.runtime.kinds.tree_ensemble`)."""
 
     @property
-    def base_value(self) -> float:
-        return self._base
+    def feature(self) -> np.ndarray: ...
 
-    def contributions(self, model_inputs: np.ndarray) -> np.ndarray:
-        out: np.ndarray = np.asarray(model_inputs, dtype=np.float64) @ self._weights
-        return out
+    @property
+    def threshold(self) -> np.ndarray: ...
+
+    @property
+    def missing_right(self) -> np.ndarray: ...
+
+    @property
+    def children(self) -> np.ndarray: ...
+
+    @property
+    def value(self) -> np.ndarray: ...
+
+    @property
+    def depth(self) -> int: ...
+
+    @property
+    def baseline(self) -> float: ...
+
+    @property
+    def cover(self) -> np.ndarray | None: ...
+
+    def is_leaf(self) -> np.ndarray: ...
+
+    def nodes_after_walk(self) -> np.ndarray: ...
 
 
 class TreeShap:
-    def __init__(self, model: TreeEnsemble) -> None:
+    def __init__(self, model: Trees) -> None:
         if model.cover is None:
             raise SpecError("model.npz has no cover counts: this bundle cannot be explained")
         if model.depth > MAX_TABULATED_DEPTH:
@@ -145,7 +143,7 @@ class TreeShap:
         against ~25 ms with buffers made once per call)."""
         np.take(X, self._inner_feature, axis=1, out=work.inputs)
         np.greater(work.inputs, self._inner_threshold, out=work.right[:, :-1])
-        if np.isnan(work.inputs).any():  # as in TreeEnsemble.raw: NaN where scikit-learn sends it
+        if np.isnan(work.inputs).any():  # NaN where scikit-learn sends it, as raw() does
             missing = np.isnan(work.inputs) & self._inner_missing_right
             work.right[:, :-1] |= missing
         np.take(work.right, self._path_col[:, 0], axis=1, out=work.pattern)  # where rows turned
@@ -190,16 +188,7 @@ class _Work:
         return _Work(*(getattr(self, f.name)[:rows] for f in fields(self)))
 
 
-def explainer_for(model: Scorer) -> Explainer:
-    """The explainer of a serving model; `SpecError` if it cannot have one."""
-    if isinstance(model, TreeEnsemble):
-        return TreeShap(model)
-    if isinstance(model, LinearModel):
-        return LinearShap(model)
-    raise SpecError(f"no explainer for model kind {model.kind!r}")
-
-
-def _leaf_paths(model: TreeEnsemble, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _leaf_paths(model: Trees, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every leaf reachable from a root; for each, the splits above it (leaf first, -1 past
     the root) and whether the path went right at each. The order of a path's splits does not
     matter to TreeSHAP. Array work only: a loop building per-leaf Python lists left ~2 MB of

@@ -1,13 +1,9 @@
-"""The model's serving form: numeric arrays in `model.npz`, read with `allow_pickle=False`.
+"""Model kind "tree_ensemble": a binary histogram-gradient-boosting model as flat arrays.
 
-Two kinds, one interface (`predict_proba(features) -> fraud probabilities`, and the raw
-log-odds):
-
-- `TreeEnsemble`, a binary histogram-gradient-boosting model as flat arrays. Every tree walks
-  one level per step, all trees and rows at once: `children[2 * node + go_right]` holds both
-  children and leaves point to themselves, so a fixed number of steps (`depth`) reaches every
-  leaf. A missing value (NaN) goes where scikit-learn sends it, per node (`missing_right`).
-- `LinearModel`, logistic regression: coefficients and intercept.
+Every tree walks one level per step, all trees and rows at once: `children[2 * node + go_right]`
+holds both children and leaves point to themselves, so a fixed number of steps (`depth`)
+reaches every leaf. A missing value (NaN) goes where scikit-learn sends it, per node
+(`missing_right`). Its explainer is exact TreeSHAP (`ml.runtime.kinds.treeshap`).
 
 Loading validates everything a hostile file could get wrong (keys, dtypes, shapes, indices out
 of range, NaN thresholds, a walk that would not end in leaves) and raises `SpecError` saying
@@ -18,39 +14,24 @@ training-time probabilities on its canary rows (1e-9).
 from __future__ import annotations
 
 import io
-import zipfile
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar
 
 import numpy as np
 
-from ml.runtime.features import OUTPUT_NAMES, SpecError
+from ml.runtime.features import SpecError
+from ml.runtime.kinds.base import N_INPUTS, npz_array, sigmoid
+from ml.runtime.kinds.treeshap import TreeShap
 
-N_INPUTS = len(OUTPUT_NAMES)
 MAX_DEPTH = 64  # a deeper walk is refused: the work per row is bounded by depth
 MAX_NODES = 5_000_000
 
 
-class Scorer(Protocol):
-    @property
-    def kind(self) -> str: ...
-
-    def raw(self, features: np.ndarray) -> np.ndarray: ...
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray: ...
-
-    def to_npz(self) -> bytes: ...
-
-
-def sigmoid(raw: np.ndarray) -> np.ndarray:
-    """Log-odds to probabilities, as scikit-learn's `predict_proba` computes them."""
-    with np.errstate(over="ignore"):  # exp(-raw) may overflow to inf: 1 / inf is the right 0
-        probabilities: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
-    return probabilities
-
-
 @dataclass(frozen=True, eq=False)
 class TreeEnsemble:
+    kind: ClassVar[str] = "tree_ensemble"
+    handles_missing: ClassVar[bool] = True
+
     feature: np.ndarray  # intp (n,): the input each node splits on (0 for leaves)
     threshold: np.ndarray  # float64 (n,): go right when input > threshold (+inf for leaves)
     missing_right: np.ndarray  # bool (n,): where a NaN input goes
@@ -62,7 +43,6 @@ class TreeEnsemble:
     # float64 (n,): training rows that reached each node; what TreeSHAP weighs paths by. Absent
     # in bundles made before explanations: they score, but cannot be explained.
     cover: np.ndarray | None = None
-    kind: str = "tree_ensemble"
 
     def raw(self, features: np.ndarray) -> np.ndarray:
         """Log-odds for rows of model inputs."""
@@ -103,17 +83,17 @@ class TreeEnsemble:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> TreeEnsemble:
-        feature = _array(arrays, "feature", np.int32, 1)
+        feature = npz_array(arrays, "feature", np.int32, 1)
         n = feature.size
         if not 0 < n <= MAX_NODES:
             raise SpecError(f"model.npz: {n} nodes (expected 1..{MAX_NODES})")
-        threshold = _array(arrays, "threshold", np.float64, 1, n)
-        missing_right = _array(arrays, "missing_right", np.bool_, 1, n)
-        children = _array(arrays, "children", np.int32, 1, 2 * n)
-        value = _array(arrays, "value", np.float64, 1, n)
-        roots = _array(arrays, "roots", np.int32, 1)
-        depth = int(_array(arrays, "depth", np.int32, 0))
-        baseline = float(_array(arrays, "baseline", np.float64, 0))
+        threshold = npz_array(arrays, "threshold", np.float64, 1, n)
+        missing_right = npz_array(arrays, "missing_right", np.bool_, 1, n)
+        children = npz_array(arrays, "children", np.int32, 1, 2 * n)
+        value = npz_array(arrays, "value", np.float64, 1, n)
+        roots = npz_array(arrays, "roots", np.int32, 1)
+        depth = int(npz_array(arrays, "depth", np.int32, 0))
+        baseline = float(npz_array(arrays, "baseline", np.float64, 0))
         if np.isnan(threshold).any():
             raise SpecError("model.npz: NaN thresholds")
         if not (np.isfinite(value).all() and np.isfinite(baseline)):
@@ -126,7 +106,7 @@ class TreeEnsemble:
             raise SpecError(f"model.npz: root indices outside 0..{n - 1}")
         if not 0 <= depth <= MAX_DEPTH:
             raise SpecError(f"model.npz: depth {depth} outside 0..{MAX_DEPTH}")
-        cover = _array(arrays, "cover", np.float64, 1, n) if "cover" in arrays else None
+        cover = npz_array(arrays, "cover", np.float64, 1, n) if "cover" in arrays else None
         model = cls(
             feature=feature.astype(np.intp),
             threshold=threshold,
@@ -142,6 +122,9 @@ class TreeEnsemble:
             model._check_cover()
         model._check_walk_ends_in_leaves()
         return model
+
+    def explainer(self) -> TreeShap:
+        return TreeShap(self)
 
     def is_leaf(self) -> np.ndarray:
         """bool (n,): the nodes whose children are themselves."""
@@ -176,65 +159,3 @@ class TreeEnsemble:
         split = cover[self.children[0::2][inner]] + cover[self.children[1::2][inner]]
         if not np.allclose(split, cover[inner], rtol=1e-12, atol=0.0):
             raise SpecError("model.npz: some splits' children do not share their parent's cover")
-
-
-@dataclass(frozen=True, eq=False)
-class LinearModel:
-    coef: np.ndarray  # float64 (inputs,)
-    intercept: float
-    kind: str = "linear"
-
-    def raw(self, features: np.ndarray) -> np.ndarray:
-        raw: np.ndarray = np.asarray(features, dtype=np.float64) @ self.coef + self.intercept
-        return raw
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return sigmoid(self.raw(features))
-
-    def to_npz(self) -> bytes:
-        buffer = io.BytesIO()
-        np.savez(buffer, coef=self.coef.astype(np.float64), intercept=np.float64(self.intercept))
-        return buffer.getvalue()
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LinearModel:
-        coef = _array(arrays, "coef", np.float64, 1, N_INPUTS)
-        intercept = float(_array(arrays, "intercept", np.float64, 0))
-        if not (np.isfinite(coef).all() and np.isfinite(intercept)):
-            raise SpecError("model.npz: coefficients and intercept must be finite")
-        return cls(coef=coef, intercept=intercept)
-
-
-KINDS: dict[str, type[TreeEnsemble] | type[LinearModel]] = {
-    "tree_ensemble": TreeEnsemble,
-    "linear": LinearModel,
-}
-
-
-def load_scorer(kind: str, data: bytes) -> Scorer:
-    """Parse `model.npz` of the given kind; never unpickles (`allow_pickle=False`)."""
-    if kind not in KINDS:
-        raise SpecError(f"unknown model kind {kind!r}; this code reads {sorted(KINDS)}")
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise SpecError(f"model.npz cannot be read: {exc}") from None
-    scorer: Scorer = KINDS[kind].from_arrays(arrays)
-    return scorer
-
-
-def _array(
-    arrays: dict[str, np.ndarray], name: str, dtype: type, ndim: int, size: int | None = None
-) -> np.ndarray:
-    if name not in arrays:
-        raise SpecError(f"model.npz has no array {name!r}")
-    array = arrays[name]
-    if array.dtype != np.dtype(dtype) or array.ndim != ndim:
-        raise SpecError(
-            f"model.npz: {name} is {array.dtype}[{array.ndim}d], expected {np.dtype(dtype)}"
-            f"[{ndim}d]"
-        )
-    if size is not None and array.size != size:
-        raise SpecError(f"model.npz: {name} has {array.size} values, expected {size}")
-    return array
