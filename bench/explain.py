@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from ml.runtime.bundle import ModelBundle
-from service.drift import DriftMonitor
-from service.metrics import Metrics
-from service.reasons import top_reasons
+from service.model.drift import DriftMonitor
+from service.model.reasons import top_reasons
+from service.observe.metrics import Metrics
 
 UI_DIR = Path(__file__).resolve().parent.parent / "service" / "ui"
 

@@ -124,7 +124,7 @@ def floor_server(tmp: Path, python: str) -> tuple[subprocess.Popen[bytes], int]:
             "--workers",
             "2",
             "--worker-class",
-            "service.worker.FraudUvicornWorker",
+            "service.server.worker.FraudUvicornWorker",
             "--bind",
             f"127.0.0.1:{port}",
             "--no-control-socket",

@@ -8,8 +8,10 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ml.runtime.history import read_history
 from ml.runtime.layout import MANIFEST_FILE, version_key
-from ml.runtime.store import ArtifactStore, Pointer, list_versions, read_history
+from ml.runtime.store import ArtifactStore, Pointer
+from ml.runtime.versions import list_versions
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class StoreHistory:
     live: str | None
     versions: list[VersionSummary]
     log: list[Pointer]  # newest first
+    unreadable: int  # log records that are not valid records: counted, not shown
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -36,6 +39,7 @@ class StoreHistory:
 
 def store_history(store: ArtifactStore) -> StoreHistory:
     live = store.current_pointer().pointer
+    log = read_history(store)
     versions = []
     for version in list_versions(store):
         # Read as plain JSON, not through Manifest: history describes every version, those the
@@ -57,5 +61,6 @@ def store_history(store: ArtifactStore) -> StoreHistory:
         store=store.uri,
         live=live.version if live else None,
         versions=versions,
-        log=read_history(store)[::-1],
+        log=log.entries,
+        unreadable=log.unreadable,
     )

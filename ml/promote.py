@@ -30,14 +30,9 @@ from ml.errors import PromotionError
 from ml.evaluate import DEFAULT_PREVALENCE, classification_metrics
 from ml.fingerprint import count_fingerprinted, row_hashes
 from ml.runtime.bundle import ModelBundle, load_bundle, load_version, read_bundle_dir
-from ml.runtime.store import (
-    ArtifactStore,
-    Pointer,
-    PointerConflict,
-    publish_version,
-    record_history,
-    utc_now,
-)
+from ml.runtime.history import record_history
+from ml.runtime.store import ArtifactStore, Pointer, PointerConflict, utc_now
+from ml.runtime.versions import publish_version
 from ml.signing import sign_version, signing_key_from_env
 
 

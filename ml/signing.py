@@ -20,7 +20,8 @@ from ml.errors import PromotionError
 from ml.runtime.bundle import sha256_hex
 from ml.runtime.layout import MANIFEST_FILE, signature_key, version_key
 from ml.runtime.signing import ALGORITHM, key_id, raw_public_bytes, signed_message
-from ml.runtime.store import ArtifactStore, put_create_only
+from ml.runtime.store import ArtifactStore
+from ml.runtime.versions import put_create_only
 
 KEY_FILE_VARIABLE = "FRAUD_SIGNING_KEY_FILE"
 KEY_VARIABLE = "FRAUD_SIGNING_KEY"

@@ -1,6 +1,7 @@
 """`python -m service [--host H --port P] [--workers N]`: exec Gunicorn with the one serving
-command (`service.serve.SERVE_ARGV`), whose config checks the settings. `fraudctl serve` runs this.
-Anything not given comes from `Settings` (FRAUD_BIND, WEB_CONCURRENCY and their defaults)."""
+command (`service.server.serve.SERVE_ARGV`), whose config checks the settings. `fraudctl serve`
+runs this. Anything not given comes from `Settings` (FRAUD_BIND, WEB_CONCURRENCY and their
+defaults)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 import os
 import sys
 
-from service.serve import exec_gunicorn
+from service.server.serve import exec_gunicorn
 
 
 def main() -> int:

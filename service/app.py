@@ -13,22 +13,23 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from ml.runtime.bundle_cache import BundleCache
-from ml.runtime.store import ArtifactReader, StoreTimeouts, open_reader
-from service.auth import KeyRing
-from service.console import mount_console
-from service.coordination import PeerChannel
-from service.dataplane import DataPlane
-from service.direct import include_direct_routes
-from service.errors import install_error_handlers
-from service.logging import FLUSH_INTERVAL_S, configure_logging, flush_logs, get_logger
-from service.memory import release_free_memory
-from service.metrics import Metrics
-from service.middleware import RequestMiddleware
-from service.openapi import install_contract
-from service.registry import ModelRegistry
-from service.routes import router, scoring_router
+from ml.runtime.store import ArtifactReader, StoreTimeouts
+from ml.runtime.store_uri import open_reader
+from service.api.auth import KeyRing
+from service.api.console import mount_console
+from service.api.direct import include_direct_routes
+from service.api.errors import install_error_handlers
+from service.api.middleware import RequestMiddleware
+from service.api.openapi import install_contract
+from service.api.routes import router, scoring_router
+from service.api.state import ServiceState
+from service.model.coordination import PeerChannel
+from service.model.dataplane import DataPlane
+from service.model.registry import ModelRegistry
+from service.observe.logging import FLUSH_INTERVAL_S, configure_logging, flush_logs, get_logger
+from service.observe.metrics import Metrics
+from service.server.memory import release_free_memory
 from service.settings import Settings, load_settings
-from service.state import ServiceState
 
 log = get_logger("service.app")
 

@@ -1,37 +1,18 @@
-"""One error base class carrying its HTTP status, and one JSON shape for every error:
+"""What can go wrong, in the service's own words: no HTTP here (as KServe's `errors.py`).
 
-{"error": {"code": "...", "message": "...", "details": [{"field", "problem", "received"}]},
- "request_id": "..."}
+The data plane, registry and auth raise these; `service.api.errors` is the one place that
+turns them, and the store's and bundle's own errors, into HTTP answers. `code` is the stable,
+machine-readable name a client sees in the error body; `details` name the fields at fault.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
-
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
-
-from ml.runtime.bundle import BundleError
-from ml.runtime.schema import FEATURE_NAMES
-from ml.runtime.store import (
-    InvalidPointer,
-    NoProductionModel,
-    ObjectNotFound,
-    ObjectTooLarge,
-    StoreError,
-    StoreUnavailable,
-)
-from service.context import request_id_of
-
-N_FEATURES = len(FEATURE_NAMES)
 
 
 class ServiceError(Exception):
-    status_code = 500
+    """A failure the service did not plan for: the client sees only a request id to quote."""
+
     code = "internal_error"
 
     def __init__(
@@ -40,203 +21,59 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or []
-        self.headers: dict[str, str] = {}
         if code is not None:
             self.code = code
 
 
-class BadRequest(ServiceError):
-    status_code = 400
+class MalformedRequest(ServiceError):
+    """The body cannot be read at all: not JSON, or JSON too deep or too large a number."""
+
     code = "bad_request"
 
 
-class Unauthorized(ServiceError):
-    status_code = 401
+class Unauthenticated(ServiceError):
+    """No API key, or one the service does not know."""
+
     code = "unauthorized"
 
 
 class Forbidden(ServiceError):
-    status_code = 403
+    """A known API key without the scope the request needs."""
+
     code = "forbidden"
 
 
-class Conflict(ServiceError):
+class UnsupportedByModel(ServiceError):
     """The request is fine, but the live model cannot do what it asks (explain, for one)."""
 
-    status_code = 409
     code = "conflict"
 
 
-class PayloadTooLarge(ServiceError):
-    status_code = 413
+class TooLarge(ServiceError):
+    """More rows or bytes than the service's limits allow."""
+
     code = "payload_too_large"
 
 
-class UnsupportedMediaType(ServiceError):
-    status_code = 415
+class UnsupportedEncoding(ServiceError):
+    """A content coding the service does not read (it reads identity and gzip)."""
+
     code = "unsupported_media_type"
 
 
 class InvalidInput(ServiceError):
-    status_code = 422
+    """The body reads, but does not fit the contract; `details` says where."""
+
     code = "invalid_input"
 
 
-class BadGateway(ServiceError):
-    """The store answered, but with something we cannot serve (missing or bad bundle)."""
+class UnservableModel(ServiceError):
+    """The store answered, but with something that must not be served (missing or bad bundle)."""
 
-    status_code = 502
     code = "bad_bundle"
 
 
 class NotReady(ServiceError):
-    status_code = 503
+    """No verified model is loaded, or the store cannot be reached to load one."""
+
     code = "not_ready"
-
-
-def error_body(
-    code: str, message: str, request_id: str | None, details: list[dict[str, Any]] | None = None
-) -> bytes:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        error["details"] = details
-    return orjson.dumps({"error": error, "request_id": request_id})
-
-
-def error_response(exc: ServiceError, request_id: str | None) -> Response:
-    headers = dict(exc.headers)
-    if exc.status_code == 401:
-        headers["WWW-Authenticate"] = "X-API-Key"
-    return Response(
-        error_body(exc.code, exc.message, request_id, exc.details),
-        status_code=exc.status_code,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    """('body', 'transactions', 3, 'named', 'V4') -> 'transactions[3].V4'."""
-    out = ""
-    for part in loc:
-        if part == "body" and not out:
-            continue
-        if part in ("array", "named"):  # union tags, not fields the client wrote
-            continue
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "body"
-
-
-def _problem(error: Any) -> str:
-    if error["type"] in ("too_short", "too_long") and "actual_length" in error.get("ctx", {}):
-        return (
-            f"expected exactly {N_FEATURES} numbers (Time, V1..V28, Amount), "
-            f"received {error['ctx']['actual_length']}"
-        )
-    return str(error["msg"])
-
-
-def validation_details(errors: Any) -> list[dict[str, Any]]:
-    details = []
-    for error in errors:
-        detail: dict[str, Any] = {"field": _field(tuple(error["loc"])), "problem": _problem(error)}
-        if "input" in error and error["type"] != "missing":
-            received = error["input"]
-            detail["received"] = shown_value(received)
-        details.append(detail)
-    return details
-
-
-# At most this many problems are itemised in an error body; the message gives the total. A batch
-# of bad rows once answered a 48 MB body, every value of every row described.
-MAX_ERROR_DETAILS = 25
-
-
-def invalid_request(errors: Any, note: str = "") -> ServiceError:
-    """The one error for a body that does not parse (400) or does not validate (422); `note`
-    ends the message of the latter."""
-    errors = list(errors)
-    broken = next((e for e in errors if e["type"] == "json_invalid"), None)
-    if broken is not None:
-        where = broken.get("ctx", {}).get("error", "")
-        return BadRequest(f"request body is not valid JSON: {where}".strip(": "))
-    details = validation_details(errors[:MAX_ERROR_DETAILS])
-    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
-    if len(errors) > len(details):
-        summary += f" (and {len(errors) - len(details)} more problems; {len(errors)} in all)"
-    return InvalidInput(f"invalid request: {summary}{note}", details=details)
-
-
-def shown_value(value: Any) -> Any:
-    """What an error body says was received: the value itself when JSON can carry it, else a
-    short text. An integer beyond 64 bits or a non-finite float (both parse from JSON) would
-    make the error body itself fail to encode, answering 500 instead of 422."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else _clip(str(value))
-    if isinstance(value, float):
-        return value if math.isfinite(value) else ("NaN" if math.isnan(value) else repr(value))
-    if isinstance(value, str):
-        return value if len(value) <= 64 else _clip(value)
-    return type(value).__name__
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= 64 else f"{text[:40]}... ({len(text)} characters)"
-
-
-def load_failure(exc: BundleError | StoreError) -> ServiceError:
-    """A model load that failed, as the HTTP error /reload answers with: the store could not
-    be asked (503), or it answered with something that must not be served (502)."""
-    if isinstance(exc, StoreUnavailable):
-        return NotReady(f"artifact store unreachable: {exc}", code="store_unavailable")
-    if isinstance(exc, NoProductionModel):
-        return NotReady(str(exc), code="no_production_model")
-    if isinstance(exc, ObjectNotFound):
-        return BadGateway(
-            f"production names a version that is not in the store: {exc}", code="bundle_not_found"
-        )
-    if isinstance(exc, BundleError):
-        return BadGateway(f"bundle refused ({exc.reason}): {exc}", code=exc.reason)
-    if isinstance(exc, InvalidPointer):
-        return BadGateway(str(exc), code="invalid_pointer")
-    if isinstance(exc, ObjectTooLarge):
-        return BadGateway(f"store object refused: {exc}", code="object_refused")
-    return BadGateway(f"artifact store error: {exc}", code="store_error")
-
-
-# What the app answers itself, in its one error shape; anything else is a bug (a logged 500).
-ANSWERED_ERRORS = (ServiceError, RequestValidationError, StarletteHTTPException)
-
-
-def as_answer(exc: Exception) -> ServiceError:
-    """One of `ANSWERED_ERRORS` as the `ServiceError` the client gets."""
-    if isinstance(exc, ServiceError):
-        return exc
-    if isinstance(exc, RequestValidationError):
-        return invalid_request(exc.errors())
-    if isinstance(exc, StarletteHTTPException):
-        # Starlette's own: 404, 405, a body over the limit while it is read.
-        code = {
-            400: "bad_request",
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "payload_too_large",
-        }.get(exc.status_code, "http_error")
-        error = ServiceError(str(exc.detail), code=code)
-        error.status_code = exc.status_code
-        error.headers = dict(exc.headers or {})  # a 405's Allow, for one
-        return error
-    raise TypeError(f"{type(exc).__name__} is not one of the answered errors") from exc
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    async def answer(request: Request, exc: Exception) -> Response:
-        return error_response(as_answer(exc), request_id_of(request.scope))
-
-    for kind in ANSWERED_ERRORS:
-        app.add_exception_handler(kind, answer)

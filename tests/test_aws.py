@@ -22,8 +22,8 @@ import yaml
 from botocore.validate import ParamValidator
 
 from infra.render_task_def import OUTPUTS, render
-from service.emf import NAMESPACE, EmfReporter
-from service.metrics import Metrics
+from service.observe.emf import NAMESPACE, EmfReporter
+from service.observe.metrics import Metrics
 from service.settings import Settings
 from tests.support.processes import REPO
 
@@ -228,7 +228,7 @@ def test_every_alarm_notifies_the_topic() -> None:
 
 
 def test_the_service_alarms_watch_what_the_service_emits() -> None:
-    """Namespace, metric names and the Service dimension must be those of service/emf.py's
+    """Namespace, metric names and the Service dimension must be those of service/observe/emf.py's
     lines, and the task definitions must turn those lines on: otherwise the alarms watch
     metrics that never exist and stay quiet forever."""
     metrics = Metrics()

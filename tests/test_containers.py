@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ml.runtime.s3_store import S3Store
-from service.serve import SERVE_ARGV
+from service.server.serve import SERVE_ARGV
 from tests.support.app import ADMIN_KEY, API_KEY, AUTH
 from tests.support.bundles import promote_files
 from tests.support.processes import REPO, stop_process

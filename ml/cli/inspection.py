@@ -71,6 +71,8 @@ def cmd_history(args: argparse.Namespace) -> int:
             ("when", "action", "version", "production before", "F1 cand / prod", "by", "reason"),
         )
     )
+    if history.unreadable:
+        say(f"{history.unreadable} record(s) of the log are not valid records and are not shown")
     return EXIT_OK
 
 

@@ -77,7 +77,8 @@ def add_create_store(parser: argparse.ArgumentParser) -> None:
 def existing_store(uri: str, *, create: bool = False) -> ArtifactStore:
     """The store at `uri`, which must exist unless `create` (a local directory is made)."""
     from ml.runtime.local_store import LocalStore
-    from ml.runtime.store import StoreError, open_store
+    from ml.runtime.store import StoreError
+    from ml.runtime.store_uri import open_store
 
     store = open_store(uri)
     if store.exists():

@@ -38,8 +38,9 @@ from ml.runtime.layout import (
 )
 from ml.runtime.schema import FEATURE_NAMES
 from ml.runtime.signing import SignatureError, TrustedKeys
-from ml.runtime.store import ArtifactReader, fetch_signatures, fetch_version
+from ml.runtime.store import ArtifactReader
 from ml.runtime.untrusted_json import NotJsonObject, parse_object
+from ml.runtime.versions import fetch_signatures, fetch_version
 
 FORMAT_VERSION = 2
 CANARY_TOLERANCE = 1e-9

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ml.runtime.layout import MODELS_PREFIX, POINTER_KEY
 from ml.runtime.local_store import LocalStore
-from ml.runtime.store import ArtifactReader, ObjectExists, Pointer, PointerState, put_create_only
+from ml.runtime.store import ArtifactReader, ObjectExists, Pointer, PointerState
+from ml.runtime.versions import put_create_only
 
 # Versions kept: the one written last and the two before it (a peer may still be copying
 # its own, older load while the newest is written). A bundle here is ~250 KB.

@@ -1,8 +1,11 @@
 """The artifact store: immutable model versions and a compare-and-swap production pointer.
 
 The layout (which keys a version holds) is in `ml.runtime.layout`; the backends are
-`LocalStore` (`ml.runtime.local_store`) and `S3Store` (`ml.runtime.s3_store`), chosen by
-`open_store`. A version's files are uploaded before the pointer names it, and the pointer
+`LocalStore` (`ml.runtime.local_store`) and `S3Store` (`ml.runtime.s3_store`), chosen by a
+store URI's scheme in `ml.runtime.store_uri`; versions and the promotion log are written and
+read on top of any of them (`ml.runtime.versions`, `ml.runtime.history`).
+
+A version's files are uploaded before the pointer names it, and the pointer
 carries the sha256 of that version's manifest, so a reader that follows the pointer never sees a
 half-written version. Two writers of the pointer cannot silently overwrite each other: on S3 each
 write is conditional (`If-None-Match: *` to create, `If-Match: <etag>` to replace); locally a
@@ -13,21 +16,12 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from ml.runtime.layout import (
-    BUNDLE_FILES,
-    HISTORY_PREFIX,
-    MODELS_PREFIX,
     POINTER_KEY,
-    SIGNATURES_DIR,
-    signature_key,
-    version_key,
 )
 from ml.runtime.untrusted_json import NotJsonObject, parse_object
 
@@ -208,119 +202,8 @@ class StoreTimeouts:
     total_s: float = 20.0
 
 
-def open_store(uri: str, timeouts: StoreTimeouts | None = None) -> ArtifactStore:
-    """`s3://bucket[/prefix]`, `file:///path`, or a plain path."""
-    from ml.runtime.local_store import LocalStore  # the backends import this module
-    from ml.runtime.s3_store import S3Store
-
-    location = _location(uri)
-    if isinstance(location, tuple):
-        return S3Store(*location, timeouts=timeouts or StoreTimeouts())
-    return LocalStore(location, max_object_bytes=WRITER_MAX_OBJECT_BYTES)
-
-
-def open_reader(
-    uri: str,
-    timeouts: StoreTimeouts | None = None,
-    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
-) -> ArtifactReader:
-    """The same stores, read-only: S3 through `S3Reader` (no boto3 client in the service)."""
-    from ml.runtime.local_store import LocalStore
-    from ml.runtime.s3_reader import S3Reader
-
-    location = _location(uri)
-    if isinstance(location, tuple):
-        timeouts = timeouts or StoreTimeouts()
-        return S3Reader(*location, timeouts=timeouts, max_object_bytes=max_object_bytes)
-    return LocalStore(location, max_object_bytes=max_object_bytes)
-
-
 def s3_key_prefix(bucket: str, prefix: str) -> tuple[str, str]:
     """The key prefix of `s3://bucket/prefix` ('' or 'a/b/') and the store's URI, as both S3
     backends name their objects."""
     key_prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
     return key_prefix, f"s3://{bucket}/{key_prefix}".rstrip("/")
-
-
-def _location(uri: str) -> tuple[str, str] | Path:
-    """(bucket, prefix) of an s3:// URI, or the directory of a file:// URI or plain path."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "s3":
-        if not parsed.netloc:
-            raise StoreError(f"store URI {uri!r} has no bucket; expected s3://bucket/prefix")
-        return parsed.netloc, parsed.path
-    if parsed.scheme == "file":
-        return Path(parsed.path)
-    if parsed.scheme == "":
-        return Path(uri)
-    raise StoreError(f"store URI {uri!r}: scheme {parsed.scheme!r} is not s3:// or file://")
-
-
-# --- versions on top of the store ------------------------------------------------------------
-
-
-def put_create_only(store: ArtifactStore, key: str, data: bytes) -> None:
-    """Create `key`; the same bytes already there (an earlier, interrupted upload) are
-    accepted, different bytes refused: what is under models/ is immutable."""
-    try:
-        store.put_if_absent(key, data)
-    except ObjectExists:
-        if store.get(key) != data:
-            raise ObjectExists(
-                f"{store.uri}/{key} already exists with different content; versions are immutable"
-            ) from None
-
-
-def publish_version(store: ArtifactStore, version: str, files: Mapping[str, bytes]) -> None:
-    """Upload a version's files create-only, manifest last."""
-    for name in BUNDLE_FILES:
-        if name in files:
-            put_create_only(store, version_key(version, name), files[name])
-
-
-def fetch_version(
-    store: ArtifactReader,
-    version: str,
-    names: tuple[str, ...] = BUNDLE_FILES,
-    sizes: Mapping[str, int] | None = None,
-) -> dict[str, bytes]:
-    """The named files of a version (all of them by default); a missing one raises, and so
-    does one larger than `sizes` says it is (the signed manifest's sizes, when known)."""
-    sizes = sizes or {}
-    return {name: store.get(version_key(version, name), sizes.get(name)) for name in names}
-
-
-def fetch_signatures(
-    store: ArtifactReader, version: str, trusted: frozenset[str] = frozenset()
-) -> list[bytes]:
-    """The signature files of a version: those of the `trusted` key ids, read by name; only
-    when none of them is there, the first `MAX_SIGNATURE_FILES` listed (so a refusal can name
-    the keys that did sign). Whatever else is under the prefix is neither listed nor read."""
-    found = []
-    for key_id in sorted(trusted):
-        try:
-            found.append(store.get(signature_key(version, key_id), SIGNATURE_MAX_BYTES))
-        except ObjectNotFound:
-            continue
-    if found:
-        return found
-    prefix = version_key(version, SIGNATURES_DIR + "/")
-    listed = store.list_keys(prefix, limit=MAX_SIGNATURE_FILES)
-    return [store.get(key, SIGNATURE_MAX_BYTES) for key in listed if key.endswith(".json")]
-
-
-def list_versions(store: ArtifactReader) -> list[str]:
-    names = {key.split("/")[1] for key in store.list_keys(MODELS_PREFIX) if key.count("/") >= 2}
-    return sorted(names)
-
-
-def record_history(store: ArtifactStore, pointer: Pointer) -> str:
-    """Append the pointer change to the promotion log (one create-only object per change)."""
-    stamp = pointer.promoted_at.replace(":", "").replace("-", "")
-    key = f"{HISTORY_PREFIX}{stamp}-{pointer.action}-{pointer.version}.json"
-    store.put_if_absent(key, pointer.to_json())
-    return key
-
-
-def read_history(store: ArtifactReader) -> list[Pointer]:
-    return [Pointer.from_json(store.get(key)) for key in store.list_keys(HISTORY_PREFIX)]

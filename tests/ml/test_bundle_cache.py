@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ml.runtime.bundle_cache import KEEP_VERSIONS, BundleCache
-from ml.runtime.store import Pointer, list_versions, utc_now
+from ml.runtime.store import Pointer, utc_now
+from ml.runtime.versions import list_versions
 
 
 def objects(version: str, model: bytes) -> dict[str, bytes]:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from ml.cli import main
+from ml.runtime.history import read_history
 from ml.runtime.local_store import LocalStore
-from ml.runtime.store import read_history
 from tests.support.processes import (
     DEV_DATA,
     EVAL_DATA,
@@ -48,7 +48,11 @@ def test_retrain_promotes_then_keeps(
     assert "no production model yet" in capsys.readouterr().err
     assert main(argv) == 3  # the same data and seed: an equal candidate, production kept
     assert main([*argv, "--ok-if-kept"]) == 0
-    assert [p.action for p in read_history(LocalStore(store))] == ["promote", "keep", "keep"]
+    assert [p.action for p in read_history(LocalStore(store)).entries] == [
+        "keep",
+        "keep",
+        "promote",
+    ]
 
 
 def test_run_local_trains_promotes_and_serves(tmp_path: Path) -> None:

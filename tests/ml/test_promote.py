@@ -14,8 +14,8 @@ import pytest
 from ml.data import Dataset
 from ml.promote import decide, evaluate_bundle
 from ml.runtime.bundle import load_bundle
+from ml.runtime.history import read_history
 from ml.runtime.s3_store import S3Store
-from ml.runtime.store import read_history
 from ml.train import train_bundle
 from tests.support.processes import EVAL_DATA, REPO
 from tests.support.promotion import (
@@ -72,7 +72,7 @@ def test_better_candidate_is_promoted_with_report(
     assert pointer.version == strong.version
     assert pointer.previous_version == weak.version
     assert pointer.manifest_sha256 == strong.manifest_sha256
-    assert [h.version for h in read_history(s3_store)] == [weak.version, strong.version]
+    assert [h.version for h in read_history(s3_store).entries] == [strong.version, weak.version]
     assert json.loads((report / "report.json").read_text())["promoted"] is True
     markdown = (report / "report.md").read_text()
     assert "| F1 at 0.172% |" in markdown
@@ -120,7 +120,7 @@ def test_a_decision_not_to_promote_leaves_the_store_untouched(
         assert new_keys == []
     else:  # a kept production is recorded, with both F1 values, and nothing else is written
         assert [k.split("/")[0] for k in new_keys] == ["history"]
-        kept = read_history(s3_store)[-1]
+        kept = read_history(s3_store).entries[0]
         assert kept.action == "keep"
         assert kept.details["candidate_f1"] is not None
         assert kept.details["production_f1"] is not None
@@ -137,7 +137,7 @@ def test_force_promotes_a_worse_candidate_and_says_so(
     capsys.readouterr()
     assert promote(s3_store, bundle_dir(tmp_path, weak_files, "weak"), "--force") == EXIT_OK
     assert json.loads(capsys.readouterr().out)["action"] == "force-promote"
-    assert read_history(s3_store)[-1].action == "force-promote"
+    assert read_history(s3_store).entries[0].action == "force-promote"
 
 
 def test_negative_min_delta_is_recorded_as_deliberate(
@@ -209,5 +209,5 @@ def test_two_promotions_racing_from_two_processes_exactly_one_wins(
     loser = next(err for code, err in results if code == EXIT_ERROR)
     assert "production changed while this promotion was deciding" in loser
     assert "nothing was promoted" in loser
-    history = read_history(s3_store)
+    history = read_history(s3_store).entries
     assert len(history) == 2  # the first promotion and exactly one winner

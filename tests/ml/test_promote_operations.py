@@ -11,8 +11,8 @@ import pytest
 
 from ml.cli import main
 from ml.runtime.bundle import load_bundle
+from ml.runtime.history import read_history
 from ml.runtime.s3_store import S3Store
-from ml.runtime.store import read_history
 from tests.support.processes import DEV_DATA, EVAL_DATA, free_port
 from tests.support.promotion import (
     EXIT_ERROR,
@@ -247,7 +247,7 @@ def test_evaluation_rows_a_model_trained_on_are_refused_unless_allowed(
     assert snapshot(s3_store) == before
     assert main(["evaluate", "--bundle", str(strong), "--data", str(DEV_DATA)]) == EXIT_ERROR
     assert promote(s3_store, strong, "--allow-overlap", data=DEV_DATA) == EXIT_OK
-    entry = read_history(s3_store)[-1]
+    entry = read_history(s3_store).entries[0]
     assert entry.details["allow_overlap"] is True
     overlap = {o["version"]: o["rows"] for o in entry.details["training_overlap"]}
     assert overlap[strong_version] > 9000
@@ -274,7 +274,7 @@ def test_the_gate_can_require_pr_auc_not_to_drop(
     assert main(["history", "--store", f"s3://{s3_store.bucket}/fraud"]) == EXIT_OK
     table = capsys.readouterr().out
     assert "KEEP" in table
-    kept = read_history(s3_store)[-1]
+    kept = read_history(s3_store).entries[0]
     assert kept.action == "keep"
     assert f"{kept.details['candidate_f1']:.4f} / {kept.details['production_f1']:.4f}" in table
 

@@ -25,9 +25,9 @@ from ml.runtime.store import (
     StoreError,
     StoreTimeouts,
     StoreUnavailable,
-    open_reader,
     utc_now,
 )
+from ml.runtime.store_uri import open_reader
 from tests.support.processes import AWS_ENV, free_port, start_moto, stop_process
 
 # Keys whose signing depends on percent-encoding: spaces, '+', '=', non-ASCII, '~'.

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ml.runtime.bundle import load_bundle, sha256_hex
+from ml.runtime.history import read_history, record_history
 from ml.runtime.layout import MANIFEST_FILE
 from ml.runtime.local_store import LocalStore
 from ml.runtime.s3_store import S3Store
@@ -22,16 +23,10 @@ from ml.runtime.store import (
     PointerConflict,
     StoreError,
     StoreUnavailable,
-    fetch_signatures,
-    fetch_version,
-    list_versions,
-    open_reader,
-    open_store,
-    publish_version,
-    read_history,
-    record_history,
     utc_now,
 )
+from ml.runtime.store_uri import open_reader, open_store
+from ml.runtime.versions import fetch_signatures, fetch_version, list_versions, publish_version
 
 
 def pointer(version: str, previous: str | None = None) -> Pointer:
@@ -126,7 +121,7 @@ def test_history_is_an_append_only_log(store: ArtifactStore) -> None:
     second = replace(pointer("v2", "v1"), action="rollback")
     record_history(store, first)
     record_history(store, second)
-    assert [p.version for p in read_history(store)] == ["v1", "v2"]
+    assert [p.version for p in read_history(store).entries] == ["v2", "v1"]
 
 
 def test_open_store_understands_uris(tmp_path: Path) -> None:

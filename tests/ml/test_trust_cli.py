@@ -10,10 +10,12 @@ import pytest
 
 from ml.cli import main
 from ml.runtime.bundle import BundleError, load_bundle, load_version, sha256_hex
+from ml.runtime.history import read_history
 from ml.runtime.layout import AUDIT_FILES, MANIFEST_FILE
 from ml.runtime.local_store import LocalStore
 from ml.runtime.signing import TrustedKeys
-from ml.runtime.store import Pointer, fetch_signatures, publish_version, read_history, utc_now
+from ml.runtime.store import Pointer, utc_now
+from ml.runtime.versions import fetch_signatures, publish_version
 
 
 def format_1(files: dict[str, bytes]) -> dict[str, bytes]:
@@ -61,7 +63,7 @@ def test_migrate_converts_signs_and_repoints_production(
     live = store.current_pointer().pointer
     assert live is not None
     assert live.version == new
-    assert read_history(store)[-1].action == "migrate"
+    assert read_history(store).entries[0].action == "migrate"
     bundle = load_version(
         store, new, expected_manifest_sha256=live.manifest_sha256, trusted_keys=trusted
     )

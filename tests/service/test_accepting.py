@@ -1,5 +1,5 @@
 """How a real `fraudctl serve` (2 workers) spreads connections over its workers
-(service/accepting.py): which worker holds a connection is read from /proc.
+(service/server/accepting.py): which worker holds a connection is read from /proc.
 
 Workers are paused with SIGSTOP (and always continued) to queue connections while no worker
 can accept them: the moment at which Uvicorn's own accepting gave them all to one worker."""
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from service.accepting import ConnectionTable
+from service.server.accepting import ConnectionTable
 from tests.support.server import ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -92,7 +92,7 @@ def answered(connect: Callable[[], Client], n: int) -> list[Client]:
     open.
 
     A worker holding `SHED_AT_EXCESS` more connections than a peer ends one after its next
-    response (service.draining), and a paused peer holds none: so a request can be answered
+    response (service.server.draining), and a paused peer holds none: so a request can be answered
     with `Connection: close`. Its client reconnects, as any client does, and asks again. A
     worker sheds at most one connection per `REBALANCE_S` tick, so a few attempts suffice."""
     clients = [connect() for _ in range(n)]

@@ -17,7 +17,7 @@ from ml.data import Dataset
 from ml.runtime.bundle import load_bundle
 from ml.runtime.schema import FEATURE_NAMES
 from service.app import create_app
-from service.logging import configure_logging
+from service.observe.logging import configure_logging
 from tests.support.app import ADMIN, API_KEY_2, AUTH, make_settings, metrics_text
 
 ROW = [0.5] * 30
@@ -293,7 +293,7 @@ def test_unknown_route_uses_the_error_shape(client: TestClient) -> None:
 def test_scoring_routes_answer_other_methods_and_paths_like_any_route(
     client: TestClient,
 ) -> None:
-    # The scoring routes bypass FastAPI's router (service/direct.py); everything else still
+    # The scoring routes bypass FastAPI's router (service/api/direct.py); everything else still
     # reaches it.
     wrong_method = client.get("/predict", headers=AUTH)
     assert wrong_method.status_code == 405

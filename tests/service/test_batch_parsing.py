@@ -1,4 +1,4 @@
-"""The batch fast path (service/batch_parsing.py) takes only what `BatchRequest` accepts, with
+"""The batch fast path (service/api/batch_parsing.py) takes only what `BatchRequest` accepts, with
 the same numbers and options; everything else goes to pydantic, whose refusals are unchanged."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.batch_parsing import SHAPE_FREE_BYTES, check_shape, parse_row_arrays
-from service.errors import InvalidInput, PayloadTooLarge, ServiceError
-from service.schemas import BatchRequest
+from service.api.batch_parsing import SHAPE_FREE_BYTES, check_shape, parse_row_arrays
+from service.api.schemas import BatchRequest
+from service.errors import InvalidInput, ServiceError, TooLarge
 from tests.support.app import AUTH
 
 ROW = [0.5] * 30
@@ -131,7 +131,7 @@ def test_refusals_still_name_the_field(
 def refuse_over(limit: int) -> Callable[[int], None]:
     def check_rows(n_rows: int) -> None:
         if n_rows > limit:
-            raise PayloadTooLarge(f"{n_rows} rows")
+            raise TooLarge(f"{n_rows} rows")
 
     return check_rows
 
@@ -145,7 +145,7 @@ def test_the_shape_guard_leaves_small_bodies_to_pydantic() -> None:
 @pytest.mark.parametrize(
     ("body", "refusal", "field"),
     [
-        (b'{"transactions": [' + b",".join([b"1"] * 20_000) + b"]}", PayloadTooLarge, None),
+        (b'{"transactions": [' + b",".join([b"1"] * 20_000) + b"]}", TooLarge, None),
         (
             b'{"transactions": [1, [' + b",".join([b"1"] * 20_000) + b"]]}",
             InvalidInput,

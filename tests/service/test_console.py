@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 
 from ml.data import load_dataset
 from ml.runtime.bundle import load_bundle
+from ml.runtime.history import record_history
 from ml.runtime.s3_store import S3Store
-from ml.runtime.store import Pointer, record_history, utc_now
+from ml.runtime.store import Pointer, utc_now
 from tests.support.app import API_KEY, AUTH
 from tests.support.browser import Browser
 from tests.support.bundles import promote_files

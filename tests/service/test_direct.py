@@ -8,8 +8,9 @@ from fastapi.testclient import TestClient
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from service.direct import DirectRoute, include_direct_routes
-from service.errors import Forbidden, install_error_handlers
+from service.api.direct import DirectRoute, include_direct_routes
+from service.api.errors import install_error_handlers
+from service.errors import Forbidden
 
 
 def _app() -> FastAPI:

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from ml.data import Dataset
 from ml.runtime.bundle import load_bundle
 from ml.runtime.drift import BINS, MIN_LIVE_ROWS, TRACKED
-from service.drift import DriftMonitor
-from service.metrics import Metrics
+from service.model.drift import DriftMonitor
+from service.observe.metrics import Metrics
 from tests.support.app import AUTH
 
 

@@ -1,6 +1,6 @@
 import io
 
-from service.logging import BufferedLineLogger
+from service.observe.logging import BufferedLineLogger
 
 
 def test_info_is_buffered_and_warnings_are_written_at_once() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ml.runtime.drift import TRACKED
-from service.metrics import SCORE_BUCKETS, Metrics, read_worker_families
+from service.observe.metrics import SCORE_BUCKETS, Metrics, read_worker_families
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ PUBLISHING_WORKER = """
 import sys
 import numpy as np
 from ml.runtime.drift import BINS, TRACKED
-from service.metrics import Metrics
+from service.observe.metrics import Metrics
 
 metrics = Metrics()
 print("started", flush=True)

@@ -17,9 +17,9 @@ import pytest
 from ml.runtime.layout import POINTER_KEY
 from ml.runtime.local_store import LocalStore
 from ml.runtime.signing import TrustedKeys
-from service.coordination import PeerChannel
-from service.metrics import Metrics
-from service.registry import ModelRegistry
+from service.model.coordination import PeerChannel
+from service.model.registry import ModelRegistry
+from service.observe.metrics import Metrics
 from tests.support.bundles import promote_files
 from tests.support.hostile import write_pointer_bytes
 

@@ -16,7 +16,7 @@ BASE_ENV = {
     "FRAUD_TRUSTED_KEYS": "MCowBQYDK2VwAyEAZmFrZS1wdWJsaWMta2V5LTAwMDA=",
 }
 PROBE = (
-    "import service.gunicorn_conf as c; "
+    "import service.server.gunicorn_conf as c; "
     "print(c.bind, c.workers, c.graceful_timeout, c.loglevel, c.settings.runtime_dir)"
 )
 
@@ -62,7 +62,7 @@ def test_bad_settings_stop_gunicorn_naming_the_variable(tmp_path: Path) -> None:
 
 def test_a_runtime_folder_made_by_gunicorn_is_removed_at_exit(tmp_path: Path) -> None:
     probe = (
-        "import os, service.gunicorn_conf as c; made = c._runtime; "
+        "import os, service.server.gunicorn_conf as c; made = c._runtime; "
         "assert made.exists(); c.on_exit(None); print(made.exists())"
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}

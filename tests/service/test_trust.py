@@ -16,7 +16,8 @@ from ml.data import Dataset
 from ml.runtime.bundle import sha256_hex
 from ml.runtime.layout import AUDIT_MODEL_FILE, MANIFEST_FILE, MODEL_FILE, signature_key
 from ml.runtime.s3_store import S3Store
-from ml.runtime.store import Pointer, fetch_signatures, publish_version, utc_now
+from ml.runtime.store import Pointer, utc_now
+from ml.runtime.versions import fetch_signatures, publish_version
 from ml.signing import generate_keys, sign_version, signing_key_from_env
 from ml.train import train_bundle
 from tests.ml.test_bundle import MALFORMED_MODEL, MALFORMED_REASONS, with_file
@@ -97,7 +98,7 @@ def test_a_pickle_that_runs_code_has_no_effect(
     assert not marker.exists()
     # Neither the master nor any worker ever imported a pickle loader or scikit-learn.
     imported = [line.split("|")[-1].strip() for line in service.log().splitlines() if "|" in line]
-    assert "service.dataplane" in imported  # only workers import it: the probe sees them
+    assert "service.model.dataplane" in imported  # only workers import it: the probe sees them
     assert not [m for m in imported if m.split(".")[0] in ("sklearn", "scipy", "joblib")]
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ml.runtime.bundle import sha256_hex
 from ml.runtime.layout import MANIFEST_FILE
-from ml.runtime.store import ArtifactStore, Pointer, publish_version, utc_now
+from ml.runtime.store import ArtifactStore, Pointer, utc_now
+from ml.runtime.versions import publish_version
 from ml.signing import generate_keys, sign_version, signing_key_from_env
 
 

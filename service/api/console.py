@@ -1,4 +1,4 @@
-"""The console at /ui/: one static page (service/ui/), served as files, no build step.
+"""The console at /ui/: one static page (service/api/ui/), served as files, no build step.
 
 It calls the API from the browser with the key the user types, so the page must not be able to
 run anything but its own script or talk to anyone but this service: a strict Content Security

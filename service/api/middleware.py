@@ -22,15 +22,11 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.context import request_state
-from service.errors import (
-    PayloadTooLarge,
-    ServiceError,
-    UnsupportedMediaType,
-    error_response,
-)
-from service.logging import get_logger
-from service.metrics import Metrics
+from service.api.context import request_state
+from service.api.errors import error_response
+from service.errors import ServiceError, TooLarge, UnsupportedEncoding
+from service.observe.logging import get_logger
+from service.observe.metrics import Metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -105,7 +101,8 @@ class RequestMiddleware:
         except ClientDisconnect:
             # The client left before sending the body it announced: nobody to answer, and
             # not our failure. Recorded as 499 (the convention for "client closed request"),
-            # or as the 408 the server answered when the body took too long (service.draining).
+            # or as the 408 the server answered when the body took too long
+            # (service.server.draining).
             if "timed_out" in state:
                 status, state["error_code"] = 408, "request_timeout"
             else:
@@ -130,20 +127,20 @@ class RequestMiddleware:
             except ValueError:
                 size = -1
             if size > self.max_body_bytes:
-                return PayloadTooLarge(
+                return TooLarge(
                     f"request body of {size} bytes exceeds the limit of {self.max_body_bytes} bytes"
                 )
         has_body = (length is not None and length != b"0") or b"transfer-encoding" in headers
         if coding not in SUPPORTED_CODINGS:
             shown = coding.decode(errors="replace")[:64]
-            return UnsupportedMediaType(
+            return UnsupportedEncoding(
                 f"content encoding must be gzip or identity (none), received {shown}"
             )
         if has_body:
             content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if content_type != b"application/json":
                 shown = content_type.decode(errors="replace") or "none"
-                return UnsupportedMediaType(
+                return UnsupportedEncoding(
                     f"content type must be application/json, received {shown}"
                 )
         return None

@@ -21,8 +21,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.context import request_id_of
-from service.errors import ANSWERED_ERRORS, as_answer, error_response
+from service.api.context import request_id_of
+from service.api.errors import ANSWERED_ERRORS, error_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -86,7 +86,7 @@ class DirectDispatch:
         try:
             response = await endpoint(Request(scope, receive, send))
         except ANSWERED_ERRORS as exc:  # as FastAPI's handlers would answer them
-            response = error_response(as_answer(exc), request_id_of(scope))
+            response = error_response(exc, request_id_of(scope))
         await response(scope, receive, send)
 
 

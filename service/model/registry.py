@@ -38,13 +38,13 @@ from ml.runtime.store import (
     StoreUnavailable,
     utc_now,
 )
-from service.coordination import PeerChannel
 from service.errors import NotReady
-from service.logging import get_logger
-from service.metrics import Metrics
-from service.supervisor import supervise
+from service.model.coordination import PeerChannel
+from service.model.supervisor import supervise
+from service.observe.logging import get_logger
+from service.observe.metrics import Metrics
 
-log = get_logger("service.registry")
+log = get_logger("service.model.registry")
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def gunicorn_json_logconfig(level: str) -> dict[str, Any]:
         "root": {"level": name, "handlers": ["console"]},
         "loggers": {"gunicorn.error": quiet, "gunicorn.access": quiet},
         "handlers": {"console": handler},
-        "formatters": {"json": {"()": "service.logging.stdlib_json_formatter"}},
+        "formatters": {"json": {"()": "service.observe.logging.stdlib_json_formatter"}},
     }
 
 

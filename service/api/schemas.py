@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ml.runtime.schema import FEATURE_NAMES
+from ml.runtime.store import Pointer
 
 # Real rows of the committed evaluation sample (the same as examples/one-array.json and
 # examples/should-flag.json; tests/service/test_openapi.py holds them equal).
@@ -205,7 +206,7 @@ class BatchRequest(BaseModel):
 
 class BatchOptions(BaseModel):
     """A batch's fields besides its rows, validated as in `BatchRequest` (for bodies whose
-    rows service/batch_parsing.py reads itself)."""
+    rows service/api/batch_parsing.py reads itself)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -270,23 +271,9 @@ class BatchResponse(BaseModel):
     predictions: list[BatchPrediction]
 
 
-class HistoryEntry(BaseModel):
-    """One record of the store's promotion log. Anyone who can write the bucket can write one,
-    so each is validated as it is read; one that does not fit is counted, not shown."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    version: str
-    manifest_sha256: str
-    previous_version: str | None
-    promoted_at: str
-    promoted_by: str = "unknown"
-    action: str = Field(default="promote", description="promote, force-promote, rollback, ...")
-    details: dict[str, JsonValue] = Field(default_factory=dict)
-
-
 class PromotionHistory(BaseModel):
-    entries: list[HistoryEntry] = Field(description="Newest first, at most 20.")
+    # The log's own record type (`ml.runtime.store.Pointer`), as every reader of it sees it.
+    entries: list[Pointer] = Field(description="Newest first, at most 20.")
     unreadable: int = Field(description="Records of the log that are not valid records.")
 
 

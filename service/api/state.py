@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from service.auth import KeyRing
-from service.dataplane import DataPlane
-from service.metrics import Metrics
+from service.api.auth import KeyRing
+from service.model.dataplane import DataPlane
+from service.observe.metrics import Metrics
 from service.settings import Settings
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from service.schemas import ErrorBody
+from service.api.schemas import ErrorBody
 
 PREDICT_SCHEME = "PredictKey"
 ADMIN_SCHEME = "AdminKey"
@@ -47,7 +47,7 @@ SCORING_ERRORS = error_responses(400, 401, 403, 409, 413, 415, 422, 503)
 
 
 def documented_body(model: type[BaseModel], scheme: str) -> dict[str, Any]:
-    """`openapi_extra` for a direct route (service/direct.py), which reads its own body and key:
+    """`openapi_extra` for a direct route (service/api/direct.py), which reads its own body and key:
     what FastAPI would have documented from a body parameter and a security dependency."""
     return {
         "security": [{scheme: []}],

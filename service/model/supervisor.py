@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from service.logging import get_logger
-from service.metrics import Metrics
+from service.observe.logging import get_logger
+from service.observe.metrics import Metrics
 
-log = get_logger("service.supervisor")
+log = get_logger("service.model.supervisor")
 RESTART_DELAY_S = 1.0
 
 

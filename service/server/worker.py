@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
 
-from service.draining import DrainingHttpProtocol, DrainingServer
+from service.server.draining import DrainingHttpProtocol, DrainingServer
 
 
 class FraudUvicornWorker(UvicornWorker):  # type: ignore[misc]
@@ -26,10 +26,11 @@ class FraudUvicornWorker(UvicornWorker):  # type: ignore[misc]
         self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout
 
     async def _serve(self) -> None:
-        """As UvicornWorker's, with the server that drains without resets (service.draining)."""
+        """As UvicornWorker's, with the server that drains without resets
+        (service.server.draining)."""
         self.config.app = self.wsgi
         # The master's table of connections per worker, this worker's slot in it, and the
-        # clients' time and connection limits (service.gunicorn_conf); absent under another
+        # clients' time and connection limits (service.server.gunicorn_conf); absent under another
         # Gunicorn configuration, where the limits' defaults apply.
         server = DrainingServer(
             self.config,

@@ -8,23 +8,20 @@ and reloads. Routes authenticate, parse, call it and serialise; nothing here kno
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from ml.runtime.bundle import Explanation, ExplanationUnavailable, ModelBundle
 from ml.runtime.drift import MIN_LIVE_ROWS, PSI_DRIFT, PSI_WATCH
-from ml.runtime.layout import HISTORY_PREFIX
-from ml.runtime.store import StoreError, StoreUnavailable
-from service.drift import DriftMonitor
-from service.errors import Conflict, InvalidInput, PayloadTooLarge
-from service.metrics import Metrics
-from service.predictor import MicroBatcher, score_batch
-from service.reasons import top_reasons
-from service.registry import ModelRegistry, ReloadOutcome
-from service.schemas import HistoryEntry
+from ml.runtime.history import read_history
+from service.errors import InvalidInput, TooLarge, UnsupportedByModel
+from service.model.batching import MicroBatcher, score_batch
+from service.model.drift import DriftMonitor
+from service.model.reasons import top_reasons
+from service.model.registry import ModelRegistry, ReloadOutcome
+from service.observe.metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -111,7 +108,7 @@ class DataPlane:
                 return bundle, await asyncio.to_thread(bundle.explain, rows)
             return bundle, bundle.explain(rows)
         except ExplanationUnavailable as exc:
-            raise Conflict(str(exc), code="explain_unavailable") from None
+            raise UnsupportedByModel(str(exc), code="explain_unavailable") from None
 
     def check_batch_size(self, n_rows: int) -> None:
         """Refuse an empty or oversized batch before any row is looked at."""
@@ -127,7 +124,7 @@ class DataPlane:
                 ],
             )
         if n_rows > self.max_batch_rows:
-            raise PayloadTooLarge(
+            raise TooLarge(
                 f"transactions has {n_rows} rows; the limit is "
                 f"FRAUD_MAX_BATCH_ROWS={self.max_batch_rows}"
             )
@@ -194,17 +191,8 @@ class DataPlane:
         return await asyncio.to_thread(self._read_history, limit)
 
     def _read_history(self, limit: int) -> dict[str, Any]:
-        store = self.registry.store
-        keys = sorted(store.list_keys(HISTORY_PREFIX))[-limit:]
-        entries, unreadable = [], 0
-        for key in reversed(keys):
-            try:
-                entries.append(HistoryEntry.model_validate_json(store.get(key)).model_dump())
-            except StoreUnavailable:
-                raise
-            except (StoreError, ValidationError):  # gone since listed, or not a record
-                unreadable += 1
-        return {"entries": entries, "unreadable": unreadable}
+        log = read_history(self.registry.store, limit)
+        return {"entries": [asdict(entry) for entry in log.entries], "unreadable": log.unreadable}
 
     def model_card(self) -> dict[str, Any]:
         bundle = self.registry.require_bundle()

@@ -18,7 +18,7 @@ Only the moment of accepting changes: a request on a connection already held nev
 Counts can still be off when connections end just as new ones arrive (a client that closes
 its connections and opens new ones while a worker is busy finishing a request on an old one),
 or when a peer wakes too late. So a worker holding two or more connections more than a peer
-ends one after its next response (service.draining); its client reconnects, and the new
+ends one after its next response (service.server.draining); its client reconnects, and the new
 connection goes to the peer.
 """
 
@@ -32,9 +32,9 @@ import select
 import socket
 from collections.abc import Callable, Iterable, Sized
 
-from service.logging import get_logger
+from service.observe.logging import get_logger
 
-log = get_logger("service.accepting")
+log = get_logger("service.server.accepting")
 
 # A woken idle worker accepts within ~0.1 ms here; a worker holding more looks again every 2 ms,
 # and after 20 ms (a busy peer: a 1,000-row batch takes ~9 ms) it accepts the connection itself.
@@ -137,7 +137,7 @@ class Acceptor:
     def _on_readable(self) -> None:
         if self.held() >= self._max_connections:
             # At the cap: leave the connection queued for a peer (or for later) and look again
-            # soon; the clients' timeouts (service.draining) free held ones.
+            # soon; the clients' timeouts (service.server.draining) free held ones.
             if not self._at_cap:
                 log.warning("connection_cap_reached", held=self.held())
             self._at_cap = True

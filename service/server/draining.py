@@ -29,9 +29,9 @@ from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import Server, ServerState
 
-from service.accepting import Acceptor, ConnectionTable
-from service.context import request_state
-from service.errors import error_body
+from service.api.context import request_state
+from service.api.errors import error_body
+from service.server.accepting import Acceptor, ConnectionTable
 
 # An idle kept-alive connection gets this long to carry one more request (answered with
 # `Connection: close`) before it is closed.
@@ -49,7 +49,7 @@ def request_timeout(message: str) -> bytes:
 
 
 # How often a worker compares its connections with its peers', and by how many it must exceed
-# the fewest before it ends one (service.accepting): by one is as even as an odd count gets.
+# the fewest before it ends one (service.server.accepting): by one is as even as an odd count gets.
 REBALANCE_S = 0.2
 # How often a worker looks for clients past their head or body deadline: a timeout fires at
 # most this much late.
@@ -141,7 +141,7 @@ class DrainingHttpProtocol(HttpToolsProtocol):
 
 
 class DrainingServer(Server):
-    """Uvicorn's server with this module's draining, accepting through `service.accepting`
+    """Uvicorn's server with this module's draining, accepting through `service.server.accepting`
     when it serves Gunicorn's listening sockets."""
 
     server_state: DrainState

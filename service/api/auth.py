@@ -11,7 +11,7 @@ from enum import Enum
 
 from pydantic import SecretStr
 
-from service.errors import Forbidden, Unauthorized
+from service.errors import Forbidden, Unauthenticated
 
 HEADER = "X-API-Key"
 
@@ -37,7 +37,7 @@ class KeyRing:
 
     def check(self, presented: str | None, required: Scope) -> None:
         if not presented:
-            raise Unauthorized(f"missing API key: send it in the {HEADER} header")
+            raise Unauthenticated(f"missing API key: send it in the {HEADER} header")
         candidate = presented.encode()
         if self._matches(required, candidate):
             return
@@ -47,4 +47,4 @@ class KeyRing:
                 f"this API key has the {other.value!r} scope; this endpoint needs "
                 f"{required.value!r}"
             )
-        raise Unauthorized("unknown API key")
+        raise Unauthenticated("unknown API key")

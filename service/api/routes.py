@@ -11,19 +11,15 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from ml.runtime.bundle import BundleError
 from ml.runtime.schema import FEATURE_NAMES
-from ml.runtime.store import StoreError
-from service.auth import HEADER, Scope
-from service.batch_parsing import ParsedBatch, check_shape, parse_row_arrays
-from service.context import header, request_id_of, request_state
-from service.dataplane import DataPlane
-from service.deps import AdminKey, DataPlaneDep, PredictKey
-from service.direct import DirectRoute
-from service.errors import NotReady, error_response, invalid_request, load_failure
-from service.openapi import PREDICT_SCHEME, SCORING_ERRORS, documented_body, error_responses
-from service.registry import ReloadOutcome
-from service.schemas import (
+from service.api.auth import HEADER, Scope
+from service.api.batch_parsing import ParsedBatch, check_shape, parse_row_arrays
+from service.api.context import header, request_id_of, request_state
+from service.api.deps import AdminKey, DataPlaneDep, PredictKey
+from service.api.direct import DirectRoute
+from service.api.errors import error_response, invalid_request
+from service.api.openapi import PREDICT_SCHEME, SCORING_ERRORS, documented_body, error_responses
+from service.api.schemas import (
     BatchRequest,
     BatchResponse,
     DriftReport,
@@ -31,7 +27,10 @@ from service.schemas import (
     PredictResponse,
     PromotionHistory,
 )
-from service.state import service_state
+from service.api.state import service_state
+from service.errors import NotReady
+from service.model.dataplane import DataPlane
+from service.model.registry import ReloadOutcome
 
 router = APIRouter()
 # The two scoring routes: called by `DirectDispatch` without FastAPI's per-request machinery.
@@ -51,7 +50,7 @@ def _row(values: Any) -> list[float]:
     return [getattr(values, name) for name in FEATURE_NAMES]
 
 
-# The two scoring routes are the hot path. They take only the request (see service/direct.py),
+# The two scoring routes are the hot path. They take only the request (see service/api/direct.py),
 # read the body themselves and let pydantic-core parse and validate it in one pass
 # (`model_validate_json`), and check the API key inline: FastAPI's body and header parameter
 # machinery cost more than the model call (see docs/performance.md). `documented_body` keeps
@@ -72,12 +71,12 @@ def _validated(raw: bytes, model: type[Body], note: str = "") -> Body:
         raise invalid_request(errors, note if about_rows else "") from None
 
 
-# BatchRequest stops at the first invalid row (service/schemas.py): the message says so.
+# BatchRequest stops at the first invalid row (service/api/schemas.py): the message says so.
 FIRST_BAD_ROW = " (rows after the first invalid one are not checked)"
 
 
 def _batch(raw: bytes, plane: DataPlane) -> ParsedBatch:
-    """Rows as arrays go straight into a matrix (service/batch_parsing.py); any other body,
+    """Rows as arrays go straight into a matrix (service/api/batch_parsing.py); any other body,
     named rows or one to refuse, is validated by pydantic."""
     parsed = parse_row_arrays(raw)
     if parsed is not None:
@@ -155,10 +154,7 @@ async def model(plane: DataPlaneDep) -> Response:
 )
 async def model_history(plane: DataPlaneDep) -> Response:
     """The latest 20 promotions, rollbacks and migrations, newest first."""
-    try:
-        return json_response(await plane.promotion_history())
-    except StoreError as exc:
-        raise load_failure(exc) from exc
+    return json_response(await plane.promotion_history())
 
 
 @router.get(
@@ -180,10 +176,7 @@ async def drift(plane: DataPlaneDep) -> Response:
     responses=error_responses(401, 403, 502, 503),
 )
 async def reload(request: Request, plane: DataPlaneDep) -> Response:
-    try:
-        outcome = await plane.reload()
-    except (StoreError, BundleError) as exc:
-        raise load_failure(exc) from exc
+    outcome = await plane.reload()  # a failed load's error is answered by service.api.errors
     request_state(request.scope)["model_version"] = outcome.version
     return json_response(asdict(outcome))
 

@@ -24,8 +24,8 @@ import simdjson
 from pydantic import ValidationError
 
 from ml.runtime.schema import FEATURE_NAMES
+from service.api.schemas import BatchOptions
 from service.errors import InvalidInput
-from service.schemas import BatchOptions
 
 ROW_LENGTH = len(FEATURE_NAMES)
 OPTION_KEYS = frozenset(BatchOptions.model_fields)

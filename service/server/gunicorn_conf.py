@@ -1,6 +1,6 @@
 """Gunicorn configuration: the one serving command, used by `fraudctl serve` and the container.
 
-    gunicorn --config python:service.gunicorn_conf 'service.app:app_from_env()'
+    gunicorn --config python:service.server.gunicorn_conf 'service.app:app_from_env()'
 
 Runs in the master before any worker starts, which is why the environment is prepared here:
 one BLAS/OpenMP thread per worker (workers are the parallelism; threads would fight over the
@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from service.accepting import ConnectionTable
-from service.draining import ConnectionLimits
-from service.logging import gunicorn_json_logconfig
+from service.observe.logging import gunicorn_json_logconfig
+from service.server.accepting import ConnectionTable
+from service.server.draining import ConnectionLimits
 from service.settings import SettingsError, load_settings
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -41,7 +41,7 @@ os.environ.setdefault("FRAUD_BUNDLE_CACHE_DIR", str(_runtime / "bundle-cache"))
 
 bind = settings.bind
 workers = settings.workers
-worker_class = "service.worker.FraudUvicornWorker"
+worker_class = "service.server.worker.FraudUvicornWorker"
 graceful_timeout = round(settings.graceful_timeout_s)  # each worker's Uvicorn reads it too
 timeout = 60  # a worker silent this long is restarted
 keepalive = 75  # longer than the load balancer's idle timeout (60 s), so it closes first
@@ -60,7 +60,7 @@ def on_starting(server: Any) -> None:
     CloudWatch EMF lines if asked (FRAUD_EMF_INTERVAL_S)."""
     # Imported here, after PROMETHEUS_MULTIPROC_DIR is set: prometheus_client picks its
     # storage when first imported, and workers inherit the master's modules.
-    from service.metrics import MetricsServer
+    from service.observe.metrics import MetricsServer
 
     for variable in ("PROMETHEUS_MULTIPROC_DIR", "FRAUD_COORDINATION_DIR"):
         directory = Path(os.environ[variable])
@@ -77,15 +77,15 @@ def on_starting(server: Any) -> None:
         on_exit(server)
         raise SystemExit(2) from None
     if settings.emf_interval_s > 0:
-        from service.emf import start_emf_thread
+        from service.observe.emf import start_emf_thread
 
         server.fraud_emf = start_emf_thread(settings.emf_service, settings.emf_interval_s)
 
 
 def pre_fork(server: Any, worker: Any) -> None:
     """Master, before each fork: a slot in the table through which workers share how many
-    connections each holds (service.accepting), so the next connection goes to the one
-    holding the fewest; and the clients' time and connection limits (service.draining)."""
+    connections each holds (service.server.accepting), so the next connection goes to the one
+    holding the fewest; and the clients' time and connection limits (service.server.draining)."""
     worker.fraud_connection_limits = ConnectionLimits(
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
@@ -114,7 +114,7 @@ def child_exit(server: Any, worker: Any) -> None:
     for it."""
     from prometheus_client import multiprocess
 
-    from service.coordination import remove_worker
+    from service.model.coordination import remove_worker
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
     server.fraud_connection_table.release(worker.fraud_connection_slot)

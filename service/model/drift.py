@@ -20,7 +20,7 @@ import numpy as np
 
 from ml.runtime.bundle import ModelBundle
 from ml.runtime.drift import BINS, TRACKED, tracked_values
-from service.metrics import Metrics
+from service.observe.metrics import Metrics
 
 # Count at once rather than keep more than this many rows waiting (~250 KB of arrays).
 MAX_PENDING_ROWS = 1000

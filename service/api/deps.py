@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from service.auth import HEADER, Scope
-from service.dataplane import DataPlane
-from service.openapi import ADMIN_SCHEME, PREDICT_SCHEME
-from service.state import service_state
+from service.api.auth import HEADER, Scope
+from service.api.openapi import ADMIN_SCHEME, PREDICT_SCHEME
+from service.api.state import service_state
+from service.model.dataplane import DataPlane
 
 
 async def get_dataplane(request: Request) -> DataPlane:

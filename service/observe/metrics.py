@@ -34,7 +34,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from ml.runtime.bundle import REFUSAL_REASONS
 from ml.runtime.drift import BINS, PSI_DRIFT, TRACKED, DriftReference, psi
 
-# The label values the registry and its background loops use (service/registry.py).
+# The label values the registry and its background loops use (service/model/registry.py).
 RELOAD_TRIGGERS = ("startup", "api", "peer", "poll", "cache")
 RELOAD_RESULTS = ("success", "unchanged", "failure")
 BACKGROUND_TASKS = ("startup", "peer-watch", "poll")

@@ -11,7 +11,7 @@ from pathlib import Path
 SERVE_ARGV = (
     "gunicorn",
     "--config",
-    "python:service.gunicorn_conf",
+    "python:service.server.gunicorn_conf",
     "service.app:app_from_env()",
 )
 
