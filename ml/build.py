@@ -19,7 +19,7 @@ import numpy as np
 import sklearn
 
 from ml.families import family
-from ml.runtime.bundle import CANARY_TOLERANCE, Manifest, runtime_versions, sha256_hex
+from ml.runtime.bundle import CANARY_TOLERANCE, runtime_versions, sha256_hex
 from ml.runtime.drift import DriftReference
 from ml.runtime.layout import (
     AUDIT_MODEL_FILE,
@@ -29,6 +29,7 @@ from ml.runtime.layout import (
     MODEL_FILE,
     PREPROCESSOR_FILE,
 )
+from ml.runtime.manifest import Manifest
 from ml.runtime.schema import FEATURE_NAMES
 
 

@@ -3,21 +3,20 @@
 One entry per family. Each names the serving kind its fitted models export to
 (`ml.runtime.kinds`) and reads the fitted model once, at build time, under the scikit-learn
 version that fitted it; the bundle's canary rows then prove the export scores as scikit-learn
-did. Builders import scikit-learn when called: building the `fraudctl` parser must not load
-it (it cost `fraudctl serve` ~1.5 s of start-up).
+did. Builders and exporters import what they use when called: building the `fraudctl` parser
+must not load scikit-learn (it cost `fraudctl serve` ~1.5 s of start-up) or numpy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-
-from ml.runtime.kinds import Scorer
-from ml.runtime.kinds.linear import LinearModel
-from ml.runtime.kinds.tree_ensemble import TreeEnsemble
+if TYPE_CHECKING:
+    from ml.runtime.kinds import Scorer
+    from ml.runtime.kinds.linear import LinearModel
+    from ml.runtime.kinds.tree_ensemble import TreeEnsemble
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,10 @@ def _hgb(seed: int) -> Any:
 def _export_trees(model: Any) -> TreeEnsemble:
     """Reads the fitted model's `_predictors` and `_baseline_prediction` (private, hence read
     only here, once, under the version that fitted it)."""
+    import numpy as np
+
+    from ml.runtime.kinds.tree_ensemble import TreeEnsemble
+
     if getattr(model, "n_trees_per_iteration_", 1) != 1:
         raise ValueError("only binary classifiers have a serving form")
     predictors = [iteration[0] for iteration in model._predictors]
@@ -86,6 +89,10 @@ def _logreg(seed: int) -> Any:
 
 
 def _export_linear(model: Any) -> LinearModel:
+    import numpy as np
+
+    from ml.runtime.kinds.linear import LinearModel
+
     coef = np.asarray(model.coef_, dtype=np.float64)
     if coef.shape[0] != 1:
         raise ValueError("only binary logistic regression has a serving form")

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ml.build import build_bundle_files
 from ml.promote import who
-from ml.runtime.bundle import FORMAT_VERSION, load_bundle
+from ml.runtime.bundle import load_bundle
 from ml.runtime.history import record_history
 from ml.runtime.layout import AUDIT_FILES, AUDIT_MODEL_FILE, AUDIT_PREPROCESSOR_FILE, MANIFEST_FILE
+from ml.runtime.manifest import FORMAT_VERSION
 from ml.runtime.store import ArtifactStore, Pointer, utc_now
 from ml.runtime.versions import fetch_version, list_versions, publish_version
 from ml.signing import sign_version

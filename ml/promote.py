@@ -17,7 +17,6 @@ Metrics saved at training time are never used for the decision: they came from o
 from __future__ import annotations
 
 import getpass
-import os
 import socket
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from ml.runtime.bundle import ModelBundle, load_bundle, load_version, read_bundl
 from ml.runtime.history import record_history
 from ml.runtime.store import ArtifactStore, Pointer, PointerConflict, utc_now
 from ml.runtime.versions import publish_version
+from ml.settings import load_training_settings
 from ml.signing import sign_version, signing_key_from_env
 
 
@@ -84,7 +84,7 @@ class PromotionResult:
 
 def who() -> str:
     """Who or what is promoting, for the history: CI sets FRAUD_PROMOTED_BY."""
-    explicit = os.environ.get("FRAUD_PROMOTED_BY")
+    explicit = load_training_settings().promoted_by
     if explicit:
         return explicit
     try:
@@ -279,38 +279,3 @@ def promote(
         ) from None
     record_history(store, pointer)
     return PromotionResult(replace(decision, promoted=True), candidate, production, data.y)
-
-
-def rollback(
-    store: ArtifactStore, *, to: str | None = None, promoted_by: str | None = None
-) -> Pointer:
-    """Point production at an older version (default: the one before the current)."""
-    state = store.current_pointer()
-    if state.pointer is None:
-        raise PromotionError(f"{store.uri} has no production model to roll back")
-    target = to or state.pointer.previous_version
-    if target is None:
-        raise PromotionError(
-            f"production {state.pointer.version} has no previous version; name one with --to"
-        )
-    if target == state.pointer.version:
-        raise PromotionError(f"{target} is already production")
-    signing_key = signing_key_from_env()
-    bundle = load_version(store, target)  # never roll back onto a bundle that would not load
-    # Signed with today's key: the version may predate a key rotation.
-    signer = sign_version(store, target, signing_key, bundle.manifest_sha256)
-    pointer = Pointer(
-        version=bundle.version,
-        manifest_sha256=bundle.manifest_sha256,
-        previous_version=state.pointer.version,
-        promoted_at=utc_now(),
-        promoted_by=promoted_by or who(),
-        action="rollback",
-        details={"rolled_back_from": state.pointer.version, "signed_by": signer},
-    )
-    try:
-        store.swap_pointer(pointer, expected_etag=state.etag)
-    except PointerConflict:
-        raise PromotionError("production changed during the rollback; nothing changed") from None
-    record_history(store, pointer)
-    return pointer

@@ -22,6 +22,7 @@ from ml.runtime.layout import MANIFEST_FILE, signature_key, version_key
 from ml.runtime.signing import ALGORITHM, key_id, raw_public_bytes, signed_message
 from ml.runtime.store import ArtifactStore
 from ml.runtime.versions import put_create_only
+from ml.settings import load_training_settings
 
 KEY_FILE_VARIABLE = "FRAUD_SIGNING_KEY_FILE"
 KEY_VARIABLE = "FRAUD_SIGNING_KEY"
@@ -34,8 +35,10 @@ NO_KEY = (
 
 
 def signing_key_from_env() -> Ed25519PrivateKey:
-    path, text = os.environ.get(KEY_FILE_VARIABLE), os.environ.get(KEY_VARIABLE)
-    secret = os.environ.get(KEY_SECRET_VARIABLE)
+    """The private key the settings name (`ml.settings`), read now."""
+    settings = load_training_settings()
+    path, secret = settings.signing_key_file, settings.signing_key_secret
+    text = settings.signing_key.get_secret_value() if settings.signing_key else None
     if secret and not (path or text):
         # Read by the training task's own role: the API's roles cannot read this secret.
         text = _read_secret(secret)

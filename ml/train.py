@@ -35,8 +35,8 @@ from ml.evaluate import (
 from ml.families import DEFAULT_FAMILY, family
 from ml.features import TransactionFeatures
 from ml.fingerprint import fingerprint
-from ml.runtime.bundle import Manifest
 from ml.runtime.drift import DriftReference
+from ml.runtime.manifest import Manifest
 
 if TYPE_CHECKING:  # ml.data needs pandas; `fraudctl serve` imports this module without it
     from ml.data import Dataset

@@ -15,17 +15,20 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ml.cli import inspection, jobs, promotion, training, trust
-from ml.cli.output import EXIT_ERROR, say
+from ml.cli.output import EXIT_ERROR, EXIT_USAGE, say
+from ml.settings import TrainingSettings, TrainingSettingsError, load_training_settings
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(settings: TrainingSettings | None = None) -> argparse.ArgumentParser:
+    """The parser, its defaults from the `FRAUD_*` settings (`ml.settings`)."""
+    settings = settings or load_training_settings()
     parser = argparse.ArgumentParser(prog="fraudctl", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"fraudctl {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    training.add_parser(commands)
-    promotion.add_parsers(commands)
-    inspection.add_parsers(commands)
-    jobs.add_parsers(commands)
+    training.add_parser(commands, settings)
+    promotion.add_parsers(commands, settings)
+    inspection.add_parsers(commands, settings)
+    jobs.add_parsers(commands, settings)
     trust.add_parsers(commands)
     _explain_each_command(commands)
     return parser
@@ -75,14 +78,19 @@ def expected_errors() -> tuple[type[Exception], ...]:
     """The failures a command reports in one line. Imported only when one is raised (an
     except clause is evaluated then): `fraudctl serve` starts without numpy or cryptography."""
     from ml.errors import PromotionError
-    from ml.runtime.bundle import BundleError
+    from ml.runtime.manifest import BundleError
     from ml.runtime.store import StoreError
 
     return (BundleError, StoreError, PromotionError, ValueError, OSError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        settings = load_training_settings()
+    except TrainingSettingsError as exc:  # before any work: nothing slow has started
+        say(f"fraudctl: {exc}")
+        return EXIT_USAGE
+    args = build_parser(settings).parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -7,9 +7,12 @@ from pathlib import Path
 
 from ml.cli.options import add_gate, existing_store
 from ml.cli.output import EXIT_ERROR, EXIT_OK, print_json, say, table
+from ml.settings import TrainingSettings
 
 
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], settings: TrainingSettings
+) -> None:
     history = commands.add_parser("history", help="versions, which is live, promotion log")
     history.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
     history.add_argument("--json", action="store_true", help="print JSON, not a table")
@@ -21,7 +24,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     source.add_argument("--store", help="a store; production unless --version")
     evaluate.add_argument("--version", help="with --store: a version other than production")
     evaluate.add_argument("--data", type=Path, required=True, help="labelled CSV to evaluate on")
-    add_gate(evaluate)
+    add_gate(evaluate, settings)
     evaluate.add_argument("--json", action="store_true", help="print JSON, not a summary")
     evaluate.set_defaults(handler=cmd_evaluate)
 

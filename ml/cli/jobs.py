@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 
 from ml.cli.options import (
-    EVAL_DATA,
-    TRAIN_DATA,
     add_create_store,
     add_prauc_gate,
     add_training,
@@ -27,16 +25,17 @@ from ml.cli.output import (
     EXIT_KEPT,
     EXIT_OK,
     EXIT_USAGE,
-    env_default,
-    env_optional,
     print_json,
     say,
 )
 from ml.cli.promotion import add_notify_option, admin_key_for, exit_code, promotion_options
 from ml.cli.training import training_options
+from ml.settings import EVAL_DATA, TRAIN_DATA, TrainingSettings, load_training_settings
 
 
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], settings: TrainingSettings
+) -> None:
     serve = commands.add_parser(
         "serve", help="serve the production model (Gunicorn + Uvicorn workers; FRAUD_* settings)"
     )
@@ -49,36 +48,36 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     retrain.add_argument(
         "--data",
-        default=env_default("FRAUD_TRAIN_DATA", TRAIN_DATA),
+        default=settings.train_data,
         help="training CSV: a path or s3://bucket/key (FRAUD_TRAIN_DATA; default %(default)s)",
     )
     retrain.add_argument(
         "--eval-data",
-        default=env_default("FRAUD_EVAL_DATA", EVAL_DATA),
+        default=settings.eval_data,
         help="evaluation CSV for the comparison, rows no model trained on (FRAUD_EVAL_DATA; "
         "default %(default)s)",
     )
     retrain.add_argument(
         "--store",
-        default=env_default("FRAUD_STORE_URI"),
-        required=not env_default("FRAUD_STORE_URI"),
+        default=settings.store_uri,
+        required=settings.store_uri is None,
         help="(FRAUD_STORE_URI)",
     )
-    add_training(retrain)
+    add_training(retrain, settings)
     retrain.add_argument(
         "--min-delta",
         type=float,
-        default=float(env_default("FRAUD_MIN_DELTA", "0")),
+        default=settings.min_delta,
         help="required F1 gain over production (FRAUD_MIN_DELTA)",
     )
     retrain.add_argument("--allow-overlap", action="store_true", help="see promote")
-    add_prauc_gate(retrain)
+    add_prauc_gate(retrain, settings)
     add_create_store(retrain)
     add_notify_option(retrain, extra_help="; also FRAUD_NOTIFY_URLS, comma-separated")
     retrain.add_argument(
         "--report-dir",
         type=Path,
-        default=env_optional("FRAUD_REPORT_DIR", Path),
+        default=settings.report_dir,
         help="write the promotion report here (FRAUD_REPORT_DIR)",
     )
     retrain.add_argument(
@@ -87,14 +86,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     retrain.add_argument(
         "--keys-dir",
         type=Path,
-        default=env_optional("FRAUD_KEYS_DIR", Path),
+        default=settings.keys_dir,
         help="sign with DIR/signing.pem, made there on first use (FRAUD_KEYS_DIR; compose); "
         "default: the key in FRAUD_SIGNING_KEY_FILE / FRAUD_SIGNING_KEY(_SECRET)",
     )
     retrain.add_argument(
         "--public-key-out",
         type=Path,
-        default=env_optional("FRAUD_PUBLIC_KEY_OUT", Path),
+        default=settings.public_key_out,
         help="with --keys-dir: also copy signing.pub here, for a service that must not see "
         "the private key (FRAUD_PUBLIC_KEY_OUT; compose's trusted-keys volume)",
     )
@@ -148,8 +147,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     elif args.public_key_out is not None:
         say("fraudctl retrain: --public-key-out needs --keys-dir (FRAUD_KEYS_DIR)")
         return EXIT_USAGE
-    notify = [u for u in env_default("FRAUD_NOTIFY_URLS").split(",") if u.strip()]
-    notify += args.notify
+    notify = [*load_training_settings().notify_urls, *args.notify]
     admin_key = admin_key_for(notify, "retrain")
     if admin_key is None:
         return EXIT_USAGE
@@ -238,7 +236,7 @@ LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 8000
 
 def bind_address(args: argparse.Namespace) -> tuple[str, int]:
     """--host/--port if given, else FRAUD_BIND if set, else 127.0.0.1:8000."""
-    bind = os.environ.get("FRAUD_BIND", "")
+    bind = load_training_settings().bind or ""
     if args.host is None and args.port is None and ":" in bind:
         host, _, port = bind.rpartition(":")
         if port.isdigit():
@@ -267,7 +265,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     url = f"http://{host}:{port}"
-    if os.environ.get("FRAUD_LOG_FORMAT", "json") == "json":  # the service's default
+    if load_training_settings().log_format == "json":  # the service's default
         say(json.dumps({"event": "serving", "url": url, "docs": f"{url}/docs"}))  # one stream
     else:
         say(f"serving on {url} (docs: {url}/docs)")

@@ -5,39 +5,34 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ml.choices import DEFAULT_PREVALENCE
-from ml.cli.output import env_default, env_optional
 from ml.families import DEFAULT_FAMILY, FAMILIES
 
 if TYPE_CHECKING:
     from ml.runtime.store import ArtifactStore
-
-# The committed sample, split once (data/README.md): nothing trains on the evaluation file.
-TRAIN_DATA = "data/creditcard_train.csv.gz"
-EVAL_DATA = "data/creditcard_eval.csv.gz"
+    from ml.settings import TrainingSettings
 
 
-def add_prevalence(parser: argparse.ArgumentParser) -> None:
+def add_prevalence(parser: argparse.ArgumentParser, settings: TrainingSettings) -> None:
     parser.add_argument(
         "--prevalence",
         type=float,
-        default=float(env_default("FRAUD_PREVALENCE", str(DEFAULT_PREVALENCE))),
+        default=settings.prevalence,
         help="the deployment's fraud rate; metrics are weighted to it first "
         "(FRAUD_PREVALENCE; default %(default)g, production's 0.172 %%)",
     )
 
 
-def add_training(parser: argparse.ArgumentParser) -> None:
+def add_training(parser: argparse.ArgumentParser, settings: TrainingSettings) -> None:
     parser.add_argument(
         "--model", choices=FAMILIES, default=DEFAULT_FAMILY, help="model family (ml/families.py)"
     )
     parser.add_argument(
         "--seed",
         type=int,
-        default=int(env_default("FRAUD_SEED", "0")),
+        default=settings.seed,
         help="random seed (FRAUD_SEED)",
     )
-    add_prevalence(parser)
+    add_prevalence(parser, settings)
     parser.add_argument(
         "--objective",
         default="f1",
@@ -46,8 +41,8 @@ def add_training(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_gate(parser: argparse.ArgumentParser) -> None:
-    add_prevalence(parser)
+def add_gate(parser: argparse.ArgumentParser, settings: TrainingSettings) -> None:
+    add_prevalence(parser, settings)
     parser.add_argument(
         "--allow-overlap",
         action="store_true",
@@ -55,11 +50,11 @@ def add_gate(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_prauc_gate(parser: argparse.ArgumentParser) -> None:
+def add_prauc_gate(parser: argparse.ArgumentParser, settings: TrainingSettings) -> None:
     parser.add_argument(
         "--max-prauc-drop",
         type=float,
-        default=env_optional("FRAUD_MAX_PRAUC_DROP", float),
+        default=settings.max_prauc_drop,
         help="also keep production when the candidate's PR-AUC is lower by more than this "
         "(FRAUD_MAX_PRAUC_DROP; default: no PR-AUC condition)",
     )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -32,14 +31,3 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     lines.append("-+-".join("-" * w for w in widths))
     lines += [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
-
-
-def env_default(name: str, default: str = "") -> str:
-    """An option's default from the environment (an empty variable counts as unset)."""
-    return os.environ.get(name) or default
-
-
-def env_optional(name: str, convert: Callable[[str], T]) -> T | None:
-    """An optional option's default from the environment: converted if set, else None."""
-    value = env_default(name)
-    return convert(value) if value else None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ml.cli.options import add_create_store, add_gate, add_prauc_gate, existing_store
 from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, print_json, say
+from ml.settings import TrainingSettings, load_training_settings
 
 if TYPE_CHECKING:
     from ml.workflow import PromotionOptions
@@ -17,7 +17,9 @@ ADMIN_KEY_VARIABLE = "FRAUD_ADMIN_API_KEY"
 SERVICE_ADMIN_KEYS = "FRAUD_ADMIN_API_KEYS"
 
 
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], settings: TrainingSettings
+) -> None:
     promote = commands.add_parser(
         "promote", help="promote a candidate only if its F1 beats production on the same data"
     )
@@ -27,8 +29,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     promote.add_argument(
         "--min-delta",
         type=float,
-        default=0.0,
-        help="required F1 gain over production (negative: deliberate)",
+        default=settings.min_delta,
+        help="required F1 gain over production (negative: deliberate; FRAUD_MIN_DELTA)",
     )
     promote.add_argument("--force", action="store_true", help="promote whatever the metrics")
     add_notify_option(promote)
@@ -36,8 +38,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     promote.add_argument(
         "--report-dir", type=Path, help="write report.json, report.md, pr_curve.png here"
     )
-    add_gate(promote)
-    add_prauc_gate(promote)
+    add_gate(promote, settings)
+    add_prauc_gate(promote, settings)
     add_create_store(promote)
     promote.set_defaults(handler=cmd_promote)
 
@@ -64,11 +66,7 @@ def add_notify_option(
 def admin_key_for(notify_urls: list[str], command: str) -> str | None:
     """The admin key `--notify` needs, or None (after saying why) when it is missing. The
     service's own FRAUD_ADMIN_API_KEYS works too (its first key), so one variable serves both."""
-    key = os.environ.get(ADMIN_KEY_VARIABLE, "")
-    if not key:
-        key = next(
-            (k.strip() for k in os.environ.get(SERVICE_ADMIN_KEYS, "").split(",") if k.strip()), ""
-        )
+    key = load_training_settings().notify_key() or ""
     if notify_urls and not key:
         say(
             f"fraudctl {command}: --notify needs the admin key in {ADMIN_KEY_VARIABLE} or "
@@ -123,7 +121,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from ml.promote import rollback
+    from ml.rollback import rollback
     from ml.workflow import notify_services
 
     admin_key = admin_key_for(args.notify, "rollback")

@@ -11,14 +11,17 @@ from ml.cli.options import add_training
 from ml.cli.output import EXIT_OK, say
 
 if TYPE_CHECKING:
+    from ml.settings import TrainingSettings
     from ml.workflow import TrainingOptions
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], settings: TrainingSettings
+) -> None:
     train = commands.add_parser("train", help="train a candidate bundle from a CSV file")
     train.add_argument("--data", type=Path, required=True, help="creditcard.csv, plain or .gz")
     train.add_argument("--out", type=Path, required=True, help="directory for the bundle")
-    add_training(train)
+    add_training(train, settings)
     train.set_defaults(handler=cmd_train)
 
     split = commands.add_parser(

@@ -17,12 +17,10 @@ refusal is a `BundleError` with a stable reason code. Building bundles is `ml.bu
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -36,105 +34,14 @@ from ml.runtime.layout import (
     PREPROCESSOR_FILE,
     SERVING_FILES,
 )
+from ml.runtime.manifest import BundleError, Manifest
 from ml.runtime.schema import FEATURE_NAMES
 from ml.runtime.signing import SignatureError, TrustedKeys
 from ml.runtime.store import ArtifactReader
-from ml.runtime.untrusted_json import NotJsonObject, parse_object
 from ml.runtime.versions import fetch_signatures, fetch_version
 
-FORMAT_VERSION = 2
 CANARY_TOLERANCE = 1e-9
 EXPLANATION_TOLERANCE = 1e-6  # contributions + base value against the log-odds
-MIGRATE_HINT = "run `fraudctl migrate --store URI` (training side) to convert and sign it"
-
-
-# Every `BundleError.reason`: the service counts refusals by these, each created at 0 so
-# that an alert on its increase fires at the first refusal.
-REFUSAL_REASONS = (
-    "unsigned",
-    "untrusted_key",
-    "bad_signature",
-    "checksum_mismatch",
-    "invalid_manifest",
-    "needs_migration",
-    "missing_file",
-    "malformed_serving_form",
-    "canary_mismatch",
-    "explanation_mismatch",
-    "unreadable",
-)
-
-
-class BundleError(Exception):
-    """A bundle that must not be used. `reason` is a stable code (`REFUSAL_REASONS`), the
-    message says why."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        super().__init__(message)
-
-
-@dataclass(frozen=True)
-class Manifest:
-    version: str
-    created_at: str
-    model_family: str
-    threshold: float
-    feature_names: list[str]
-    files: dict[str, dict[str, Any]]  # name -> {"sha256": ..., "bytes": ...}
-    runtime: dict[str, str]  # python, scikit-learn, numpy, joblib at build time
-    training_data: dict[str, Any]  # sha256, rows, frauds, prevalence, path
-    params: dict[str, Any]
-    metrics: dict[str, Any]  # {"validation": {...}, "test": {...}}
-    canary: dict[str, list[Any]]  # {"rows": [[30 floats]...], "fraud_probability": [...]}
-    serving: dict[str, str]  # {"model_kind": "tree_ensemble" | "linear"}
-    format_version: int = FORMAT_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
-    prevalence: float | None = None  # the fraud rate the threshold and metrics are tuned for
-    training_rows: dict[str, Any] | None = None  # fingerprint of the rows trained on
-    # Bins of the training rows' inputs and scores (`ml.runtime.drift`); None before drift
-    # monitoring: such bundles serve, unmonitored.
-    drift_reference: dict[str, Any] | None = None
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=2, sort_keys=True).encode() + b"\n"
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Manifest:
-        try:
-            raw = parse_object(data)
-        except NotJsonObject as exc:
-            raise BundleError("invalid_manifest", f"manifest.json is not valid: {exc}") from None
-        found = raw.get("format_version")
-        if found == 1:
-            raise BundleError(
-                "needs_migration",
-                f"bundle {raw.get('version')} was made before pickle-free, signed bundles "
-                f"(format 1): {MIGRATE_HINT}",
-            )
-        if found != FORMAT_VERSION:
-            raise BundleError(
-                "invalid_manifest",
-                f"manifest format_version is {found!r}, this code reads {FORMAT_VERSION}",
-            )
-        try:
-            return cls(**raw)
-        except TypeError as exc:
-            raise BundleError("invalid_manifest", f"manifest.json is not valid: {exc}") from None
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "created_at": self.created_at,
-            "model_family": self.model_family,
-            "threshold": self.threshold,
-            "prevalence": self.prevalence,
-            "feature_names": self.feature_names,
-            "metrics": self.metrics,
-            "training_data": self.training_data,
-            "runtime": self.runtime,
-            "files": self.files,
-        }
 
 
 class ExplanationUnavailable(Exception):

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ml.runtime.bundle import BundleError
+from ml.runtime.manifest import BundleError
 from ml.runtime.schema import FEATURE_NAMES
 from ml.runtime.store import (
     InvalidPointer,

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from service.api.schemas import ErrorBody
+from service.api.answers import ErrorBody
 
 PREDICT_SCHEME = "PredictKey"
 ADMIN_SCHEME = "AdminKey"

@@ -3,51 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from ml.runtime.schema import FEATURE_NAMES
+from service.api.answers import BatchResponse, DriftReport, PredictResponse, PromotionHistory
 from service.api.auth import HEADER, Scope
-from service.api.batch_parsing import ParsedBatch, check_shape, parse_row_arrays
+from service.api.batch_parsing import check_shape, feature_row, parse_batch, validated
 from service.api.context import header, request_id_of, request_state
 from service.api.deps import AdminKey, DataPlaneDep, PredictKey
 from service.api.direct import DirectRoute
-from service.api.errors import error_response, invalid_request
+from service.api.errors import error_response
 from service.api.openapi import PREDICT_SCHEME, SCORING_ERRORS, documented_body, error_responses
-from service.api.schemas import (
-    BatchRequest,
-    BatchResponse,
-    DriftReport,
-    PredictRequest,
-    PredictResponse,
-    PromotionHistory,
-)
+from service.api.schemas import BatchRequest, PredictRequest
 from service.api.state import service_state
 from service.errors import NotReady
-from service.model.dataplane import DataPlane
 from service.model.registry import ReloadOutcome
 
 router = APIRouter()
 # The two scoring routes: called by `DirectDispatch` without FastAPI's per-request machinery.
 scoring_router = APIRouter(route_class=DirectRoute)
-Body = TypeVar("Body", bound=BaseModel)
 HEADER_KEY = HEADER.lower().encode()
-N_FEATURES = len(FEATURE_NAMES)
 
 
 def json_response(payload: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json")
-
-
-def _row(values: Any) -> list[float]:
-    if isinstance(values, list):
-        return values
-    return [getattr(values, name) for name in FEATURE_NAMES]
 
 
 # The two scoring routes are the hot path. They take only the request (see service/api/direct.py),
@@ -62,31 +44,6 @@ async def _body(request: Request) -> bytes:
     return await request.body()
 
 
-def _validated(raw: bytes, model: type[Body], note: str = "") -> Body:
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = exc.errors()
-        about_rows = any(error["loc"][:1] == ("transactions",) for error in errors)
-        raise invalid_request(errors, note if about_rows else "") from None
-
-
-# BatchRequest stops at the first invalid row (service/api/schemas.py): the message says so.
-FIRST_BAD_ROW = " (rows after the first invalid one are not checked)"
-
-
-def _batch(raw: bytes, plane: DataPlane) -> ParsedBatch:
-    """Rows as arrays go straight into a matrix (service/api/batch_parsing.py); any other body,
-    named rows or one to refuse, is validated by pydantic."""
-    parsed = parse_row_arrays(raw)
-    if parsed is not None:
-        return parsed
-    check_shape(raw, plane.check_batch_size)
-    body = _validated(raw, BatchRequest, FIRST_BAD_ROW)
-    rows = np.array([_row(r) for r in body.transactions], dtype=np.float64).reshape(-1, N_FEATURES)
-    return ParsedBatch(rows, body.threshold, body.explain)
-
-
 @scoring_router.post(
     "/predict",
     response_model=PredictResponse,
@@ -97,9 +54,9 @@ async def predict(request: Request) -> Response:
     plane = service_state(request).dataplane
     raw = await _body(request)
     check_shape(raw, plane.check_batch_size)
-    body = _validated(raw, PredictRequest)
+    body = validated(raw, PredictRequest)
     features = body.features if body.features is not None else body.transaction
-    prediction = await plane.predict(_row(features), body.threshold, body.explain)
+    prediction = await plane.predict(feature_row(features), body.threshold, body.explain)
     request_state(request.scope)["model_version"] = prediction.model_version
     answer: dict[str, Any] = {
         "request_id": request_id_of(request.scope),
@@ -121,7 +78,7 @@ async def predict(request: Request) -> Response:
 )
 async def predict_batch(request: Request) -> Response:
     plane = service_state(request).dataplane
-    parsed = _batch(await _body(request), plane)
+    parsed = parse_batch(await _body(request), plane.check_batch_size)
     batch = await plane.predict_batch(parsed.rows, parsed.threshold, parsed.explain)
     request_state(request.scope)["model_version"] = batch.model_version
     predictions: list[dict[str, Any]] = [

@@ -1,9 +1,9 @@
-"""Request and response bodies. Feature values must be finite JSON numbers: strings, booleans,
-NaN and infinities are refused, naming the field."""
+"""Request bodies. Feature values must be finite JSON numbers: strings, booleans, NaN and
+infinities are refused, naming the field. The answers are in `service.api.answers`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AllowInfNan,
@@ -23,7 +23,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ml.runtime.schema import FEATURE_NAMES
-from ml.runtime.store import Pointer
 
 # Real rows of the committed evaluation sample (the same as examples/one-array.json and
 # examples/should-flag.json; tests/service/test_openapi.py holds them equal).
@@ -212,130 +211,3 @@ class BatchOptions(BaseModel):
 
     threshold: Threshold | None = BATCH_THRESHOLD_FIELD
     explain: Explain = EXPLAIN_FIELD
-
-
-class Reason(BaseModel):
-    feature: str = Field(description="A raw input: Time, V1..V28 or Amount.")
-    value: float = Field(description="The value sent for it.")
-    contribution: float = Field(
-        description="How far it moved the log-odds from `base_value` (positive: towards fraud). "
-        "Amount carries log(1 + Amount)'s share; Time, the time of day's (sine and cosine)."
-    )
-
-
-BASE_VALUE_FIELD = Field(
-    default=None,
-    description="With `explain`: the log-odds of a row the model knows nothing about (the "
-    "training rows' average under the model).",
-)
-REASONS_FIELD = Field(
-    default=None, description="With `explain`: the top inputs by |contribution|, largest first."
-)
-
-
-class PredictResponse(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "request_id": "0056c854575f43089cbfca739526d3be",
-                    "model_version": "20261121T101500Z-3f9c2a1b",
-                    "fraud_probability": 0.9987,
-                    "is_fraud": True,
-                    "threshold": 0.62,
-                }
-            ]
-        }
-    )
-
-    request_id: str
-    model_version: str
-    fraud_probability: float
-    is_fraud: bool
-    threshold: float
-    base_value: float | None = BASE_VALUE_FIELD
-    reasons: list[Reason] | None = REASONS_FIELD
-
-
-class BatchPrediction(BaseModel):
-    fraud_probability: float
-    is_fraud: bool
-    base_value: float | None = BASE_VALUE_FIELD
-    reasons: list[Reason] | None = REASONS_FIELD
-
-
-class BatchResponse(BaseModel):
-    request_id: str
-    model_version: str
-    threshold: float
-    predictions: list[BatchPrediction]
-
-
-class PromotionHistory(BaseModel):
-    # The log's own record type (`ml.runtime.store.Pointer`), as every reader of it sees it.
-    entries: list[Pointer] = Field(description="Newest first, at most 20.")
-    unreadable: int = Field(description="Records of the log that are not valid records.")
-
-
-class DriftReport(BaseModel):
-    model_version: str
-    monitored: bool = Field(description="False: the model carries no drift reference.")
-    status: Literal["unmonitored", "collecting", "measured"] = Field(
-        description="collecting: fewer live rows than `min_live_rows`, so no PSI yet; "
-        "measured: PSI per input and for the score."
-    )
-    live_rows: int = Field(description="Live rows of the window, over all workers.")
-    reference_rows: int | None = Field(description="Training rows the reference rests on.")
-    psi: dict[str, float | None] = Field(
-        description="PSI per input (Time as time of day) and for fraud_probability; null "
-        "while collecting."
-    )
-    window_s: float
-    levels: dict[str, float] = Field(description="watch and drift: where PSI starts to matter.")
-    min_live_rows: int = Field(description="Below this many live rows PSI is mostly noise.")
-
-
-class ErrorDetail(BaseModel):
-    field: str
-    problem: str
-    received: Any = Field(
-        default=None, description="What was sent there (a short text when JSON cannot say it)."
-    )
-
-
-class ErrorInfo(BaseModel):
-    code: str = Field(description="Stable, machine-readable: invalid_input, unauthorized, ...")
-    message: str
-    details: list[ErrorDetail] | None = Field(
-        default=None, description="At most 25 problems; the message gives the total."
-    )
-
-
-class ErrorBody(BaseModel):
-    """Every error the service answers, whatever its status."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "error": {
-                        "code": "invalid_input",
-                        "message": "invalid request: features: expected exactly 30 numbers "
-                        "(Time, V1..V28, Amount), received 3",
-                        "details": [
-                            {
-                                "field": "features",
-                                "problem": "expected exactly 30 numbers (Time, V1..V28, "
-                                "Amount), received 3",
-                                "received": "list",
-                            }
-                        ],
-                    },
-                    "request_id": "0056c854575f43089cbfca739526d3be",
-                }
-            ]
-        }
-    )
-
-    error: ErrorInfo
-    request_id: str | None

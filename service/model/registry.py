@@ -26,20 +26,20 @@ import random
 import time
 from dataclasses import dataclass
 
-from ml.runtime.bundle import BundleError, ModelBundle, load_version
-from ml.runtime.bundle_cache import BundleCache, RecordingReader
+from ml.runtime.bundle import ModelBundle
+from ml.runtime.bundle_cache import BundleCache
+from ml.runtime.manifest import BundleError
 from ml.runtime.signing import TrustedKeys
 from ml.runtime.store import (
     ArtifactReader,
     NoProductionModel,
-    Pointer,
     PointerState,
     StoreError,
     StoreUnavailable,
-    utc_now,
 )
 from service.errors import NotReady
 from service.model.coordination import PeerChannel
+from service.model.loading import BundleLoader
 from service.model.supervisor import supervise
 from service.observe.logging import get_logger
 from service.observe.metrics import Metrics
@@ -57,18 +57,6 @@ class ReloadOutcome:
     took_ms: float
     workers_confirmed: int
     workers_total: int
-
-
-# What a load could raise that no verification step turned into a BundleError.
-UNEXPECTED_LOAD_ERRORS = (
-    ValueError,
-    TypeError,
-    IndexError,
-    KeyError,
-    OverflowError,
-    MemoryError,
-    RecursionError,
-)
 
 
 class ModelRegistry:
@@ -89,14 +77,12 @@ class ModelRegistry:
         self._store = store
         self._metrics = metrics
         self._peers = peers
-        self._cache = cache
-        self._remembering: set[asyncio.Task[None]] = set()
+        self._loader = BundleLoader(trusted_keys, cache)
         self._poll_interval_s = poll_interval_s
         self._peer_check_interval_s = peer_check_interval_s
         self._reload_wait_s = reload_wait_s
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
-        self._trusted_keys = trusted_keys
         self._bundle: ModelBundle | None = None
         self._etag: str | None = None
         self._lock = asyncio.Lock()
@@ -183,8 +169,9 @@ class ModelRegistry:
     ) -> None:
         started = time.perf_counter()
         source = source or self._store
-        reader = RecordingReader(source)
-        bundle = await asyncio.to_thread(self._fetch_and_verify, reader, version, manifest_sha256)
+        bundle = await self._loader.load(
+            source, version, manifest_sha256, remember=source is self._store
+        )
         previous, self._bundle = self._bundle, bundle  # the swap: one reference
         self._metrics.set_model_version(bundle.version, previous.version if previous else None)
         self._metrics.reloads.labels(trigger, "success").inc()
@@ -199,41 +186,6 @@ class ModelRegistry:
             load_ms=round((time.perf_counter() - started) * 1000.0, 1),
             source=source.uri,
         )
-        if self._cache is not None and source is self._store:
-            # Off the load's path: readiness and /reload do not wait for the disk's fsyncs.
-            remembering = asyncio.create_task(
-                asyncio.to_thread(self._remember, bundle, reader.objects), name="bundle-cache"
-            )
-            self._remembering.add(remembering)
-            remembering.add_done_callback(self._remembering.discard)
-
-    def _remember(self, bundle: ModelBundle, objects: dict[str, bytes]) -> None:
-        """Keep the verified bundle's files on local disk; a cache that cannot be written costs
-        only the fallback, never the load."""
-        assert self._cache is not None
-        pointer = Pointer(bundle.version, bundle.manifest_sha256, None, utc_now(), "cache")
-        try:
-            self._cache.remember(pointer, objects)
-        except (OSError, StoreError) as exc:
-            log.warning("bundle_cache_write_failed", error=f"{type(exc).__name__}: {exc}")
-
-    def _fetch_and_verify(
-        self, reader: ArtifactReader, version: str, manifest_sha256: str
-    ) -> ModelBundle:
-        try:
-            return load_version(
-                reader,
-                version,
-                expected_manifest_sha256=manifest_sha256,
-                trusted_keys=self._trusted_keys,
-            )
-        except UNEXPECTED_LOAD_ERRORS as exc:
-            # Verification should have named the problem; it did not, so this is our bug as
-            # much as the bundle's: keep the traceback, and still answer a named 502.
-            log.exception("model_load_crashed", model_version=version)
-            raise BundleError(
-                "unreadable", f"bundle {version} could not be loaded: {type(exc).__name__}: {exc}"
-            ) from exc
 
     def _record_failure(self, trigger: str, exc: Exception) -> None:
         self._metrics.reloads.labels(trigger, "failure").inc()
@@ -300,13 +252,14 @@ class ModelRegistry:
 
     async def _load_from_cache(self) -> bool:
         """The last verified bundle from local disk, verified again as from the store."""
-        if self._cache is None or self._bundle is not None:
+        cache = self._loader.cache
+        if cache is None or self._bundle is not None:
             return False
         try:
-            state = await asyncio.to_thread(self._cache.store.current_pointer)
+            state = await asyncio.to_thread(cache.store.current_pointer)
             if state.pointer is None:
                 return False  # nothing verified on this disk yet
-            await self._follow_pointer("cache", state, source=self._cache.store)
+            await self._follow_pointer("cache", state, source=cache.store)
         except (StoreError, BundleError) as exc:
             self._record_failure("cache", exc)
             return False

@@ -30,7 +30,7 @@ import orjson
 from prometheus_client.core import Metric
 
 from ml.runtime.drift import MIN_LIVE_ROWS, SCORE
-from service.observe.metrics import TORN_READ_ERRORS, drift_status, read_worker_families
+from service.observe.multiprocess import TORN_READ_ERRORS, drift_status, read_worker_families
 
 NAMESPACE = "FraudScoring"
 COUNTS = {  # EMF metric -> (Prometheus family, label filter)

@@ -60,7 +60,7 @@ def on_starting(server: Any) -> None:
     CloudWatch EMF lines if asked (FRAUD_EMF_INTERVAL_S)."""
     # Imported here, after PROMETHEUS_MULTIPROC_DIR is set: prometheus_client picks its
     # storage when first imported, and workers inherit the master's modules.
-    from service.observe.metrics import MetricsServer
+    from service.observe.multiprocess import MetricsServer
 
     for variable in ("PROMETHEUS_MULTIPROC_DIR", "FRAUD_COORDINATION_DIR"):
         directory = Path(os.environ[variable])

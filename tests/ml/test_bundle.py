@@ -12,15 +12,7 @@ import sklearn
 
 from ml.build import write_bundle
 from ml.data import Dataset
-from ml.runtime.bundle import (
-    REFUSAL_REASONS,
-    BundleError,
-    Manifest,
-    load_bundle,
-    load_bundle_dir,
-    read_bundle_dir,
-    sha256_hex,
-)
+from ml.runtime.bundle import load_bundle, load_bundle_dir, read_bundle_dir, sha256_hex
 from ml.runtime.layout import (
     AUDIT_MODEL_FILE,
     AUDIT_PREPROCESSOR_FILE,
@@ -28,6 +20,7 @@ from ml.runtime.layout import (
     MODEL_FILE,
     PREPROCESSOR_FILE,
 )
+from ml.runtime.manifest import REFUSAL_REASONS, BundleError, Manifest
 from ml.runtime.schema import FEATURE_NAMES
 from tests.support.processes import REPO
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from ml.data import Dataset
-from ml.runtime.bundle import BundleError, load_bundle
+from ml.runtime.bundle import load_bundle
 from ml.runtime.drift import BINS, SCORE, TRACKED, DriftReference, psi, tracked_values
 from ml.runtime.features import SpecError
 from ml.runtime.layout import MANIFEST_FILE
+from ml.runtime.manifest import BundleError
 from tests.ml.test_bundle import with_manifest
 
 

@@ -12,18 +12,13 @@ import pytest
 import shap
 
 from ml.data import Dataset
-from ml.runtime.bundle import (
-    BundleError,
-    ExplanationUnavailable,
-    ModelBundle,
-    _verify_canary,
-    load_bundle,
-)
+from ml.runtime.bundle import ExplanationUnavailable, ModelBundle, _verify_canary, load_bundle
 from ml.runtime.kinds.base import fold_matrix
 from ml.runtime.kinds.linear import LinearModel, LinearShap
 from ml.runtime.kinds.tree_ensemble import TreeEnsemble
 from ml.runtime.kinds.treeshap import TreeShap, _gauss_legendre_01
 from ml.runtime.layout import AUDIT_MODEL_FILE, AUDIT_PREPROCESSOR_FILE, MODEL_FILE
+from ml.runtime.manifest import BundleError
 from ml.runtime.schema import FEATURE_NAMES
 from tests.ml.test_bundle import npz_with, with_file
 

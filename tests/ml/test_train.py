@@ -7,8 +7,9 @@ from ml.cli import main
 from ml.data import Dataset
 from ml.evaluate import Objective, choose_threshold
 from ml.fingerprint import overlapping_rows
-from ml.runtime.bundle import Manifest, load_bundle, load_bundle_dir
+from ml.runtime.bundle import load_bundle, load_bundle_dir
 from ml.runtime.layout import MODEL_FILE
+from ml.runtime.manifest import Manifest
 from ml.train import out_of_fold_scores, split_dataset, train_bundle
 from tests.support.processes import DEV_DATA
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from ml.cli import main
-from ml.runtime.bundle import BundleError, load_bundle, load_version, sha256_hex
+from ml.runtime.bundle import load_bundle, load_version, sha256_hex
 from ml.runtime.history import read_history
 from ml.runtime.layout import AUDIT_FILES, MANIFEST_FILE
 from ml.runtime.local_store import LocalStore
+from ml.runtime.manifest import BundleError
 from ml.runtime.signing import TrustedKeys
 from ml.runtime.store import Pointer, utc_now
 from ml.runtime.versions import fetch_signatures, publish_version

@@ -20,7 +20,8 @@ from ml.runtime.bundle import load_bundle
 from ml.runtime.drift import BINS, MIN_LIVE_ROWS, TRACKED
 from ml.runtime.s3_store import S3Store
 from service.observe.emf import NAMESPACE, EmfReporter, emf_logger, start_emf_thread
-from service.observe.metrics import Metrics, read_worker_families
+from service.observe.metrics import Metrics
+from service.observe.multiprocess import read_worker_families
 from tests.support.app import ADMIN, AUTH
 from tests.support.bundles import promote_files
 from tests.support.processes import EVAL_DATA

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ml.runtime.drift import TRACKED
-from service.observe.metrics import SCORE_BUCKETS, Metrics, read_worker_families
+from service.observe.metrics import SCORE_BUCKETS, Metrics
+from service.observe.multiprocess import read_worker_families
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from ml.runtime.local_store import LocalStore
 from ml.runtime.schema import FEATURE_NAMES
-from service.api.schemas import EXAMPLE_FEATURES, EXAMPLE_TRANSACTION, ErrorBody
+from service.api.answers import ErrorBody
+from service.api.schemas import EXAMPLE_FEATURES, EXAMPLE_TRANSACTION
 from service.app import create_app
 from tests.support.app import ADMIN, AUTH, make_settings
 from tests.support.processes import REPO

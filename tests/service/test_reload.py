@@ -84,7 +84,7 @@ def test_rollback_is_just_pointing_back(
     bundle_version: str,
     other_bundle_files: dict[str, bytes],
 ) -> None:
-    from ml.promote import rollback
+    from ml.rollback import rollback
 
     promote_files(local_store, other_bundle_files)
     client.post("/reload", headers=ADMIN)
