@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import run_load
-from bench.run import workers_cpu_s
+from bench.measure import workers_cpu_s
 from ml.data import load_dataset
 from ml.runtime.local_store import LocalStore
+from ml.testing.bundles import promote_files, signing_environment
+from ml.testing.keys import API_KEY
+from ml.testing.processes import DEV_DATA, REPO
+from ml.testing.server import ServiceProcess, server_env
 from ml.train import train_bundle
-from tests.support.app import API_KEY
-from tests.support.bundles import promote_files, signing_environment
-from tests.support.processes import DEV_DATA, REPO
-from tests.support.server import ServiceProcess, server_env
 
 CASES = (
     "predict_c32_rps",

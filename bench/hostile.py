@@ -2,7 +2,7 @@
 real `fraudctl serve` (2 workers, a file:// store, polling every 3 s), with an innocent client
 scoring alongside. One table, also written to bench/results/hostile.json:
 
-- hostile bodies (tests/support/hostile.py), two at a time, each sent `--repeats` times:
+- hostile bodies (ml/testing/hostile.py), two at a time, each sent `--repeats` times:
   answers of 500 (must be 0) and the slowest innocent /predict meanwhile (must be <= 1 s);
 - pointer writes in any order (promote, reload, write back an earlier pointer byte for byte):
   answers naming another version than production.json once one poll interval has passed;
@@ -33,18 +33,18 @@ from typing import Any
 from ml.data import load_dataset
 from ml.runtime.layout import MANIFEST_FILE, POINTER_KEY
 from ml.runtime.local_store import LocalStore
-from ml.train import train_bundle
-from tests.support.app import ADMIN, AUTH
-from tests.support.bundles import promote_files, signing_environment
-from tests.support.hostile import (
+from ml.testing.bundles import promote_files, signing_environment
+from ml.testing.hostile import (
     HOSTILE_BODIES,
     STORE_DAMAGE,
     served_by_worker,
     worker_rss_mb,
     write_pointer_bytes,
 )
-from tests.support.processes import DEV_DATA, REPO
-from tests.support.server import PREDICT_BODY, Http, ServiceProcess, once, server_env
+from ml.testing.keys import ADMIN, AUTH
+from ml.testing.processes import DEV_DATA, REPO
+from ml.testing.server import PREDICT_BODY, Http, ServiceProcess, once, server_env
+from ml.train import train_bundle
 
 POLL_S = 3.0
 HEAD_TIMEOUT_S = 2.0

@@ -31,8 +31,8 @@ from sklearn.model_selection import train_test_split
 from ml.data import Dataset, load_dataset
 from ml.evaluate import DEFAULT_PREVALENCE, Objective, choose_threshold, classification_metrics
 from ml.runtime.bundle import load_bundle
+from ml.testing.processes import DEV_DATA, EVAL_DATA, REPO
 from ml.train import fit, split_dataset, train_bundle
-from tests.support.processes import DEV_DATA, EVAL_DATA, REPO
 
 F1 = Objective.parse("f1")
 # A trained strategy: how it scores rows of raw features, and its threshold.

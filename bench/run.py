@@ -20,8 +20,8 @@ bench/results/latest.json:
 
 Bounded in time (about 4 minutes), 127.0.0.1 only; it stops what it started, by PID.
 
-Over 300 lines: one script that owns the whole run (servers, rounds, table, JSON), so the
-figures in the README come from one place; the load generator is `bench.loadgen`.
+This script owns the run (servers, rounds, JSON); what it measures with is in `bench.measure`,
+the table it prints in `bench.report`, the load generator in `bench.loadgen`.
 """
 
 from __future__ import annotations
@@ -31,13 +31,10 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,167 +44,35 @@ import numpy as np
 
 from bench.explain import console_bytes, drift_in_process, explain_in_process
 from bench.loadgen import LoadResult, run_load, wrk_available
-from examples.client import FraudClient
+from bench.measure import (
+    ADMIN_KEY,
+    API_KEY,
+    REPO,
+    client_scoring,
+    cold_starts,
+    floor_server,
+    median_ratio,
+    ratios,
+    reload_cycles,
+    rows_per_s,
+    table_row,
+    without_drift_reference,
+    worker_rss_mb,
+    workers_cpu_s,
+)
+from bench.report import cpu_model, render_markdown
 from ml.data import load_dataset
 from ml.runtime.bundle import load_bundle
-from ml.runtime.layout import MANIFEST_FILE
 from ml.runtime.s3_store import S3Store
-from ml.train import train_bundle
-from tests.support.bundles import promote_files, signing_environment
-from tests.support.processes import (
+from ml.testing.bundles import promote_files, signing_environment
+from ml.testing.processes import (
     AWS_ENV,
     DEV_DATA,
-    child_pids,
-    free_port,
     start_moto,
     stop_process,
-    wait_for_port,
 )
-from tests.support.server import ServiceProcess, once
-
-REPO = Path(__file__).resolve().parent.parent
-API_KEY, ADMIN_KEY = "bench-key", "bench-admin"
-
-
-def _workers(master_pid: int) -> Iterator[tuple[Path, list[str]]]:
-    """Each worker of `master_pid`: its /proc directory and the fields of its `stat` after the
-    command name."""
-    for pid in child_pids(master_pid):
-        directory = Path("/proc") / str(pid)
-        try:
-            yield directory, (directory / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-
-
-def workers_cpu_s(master_pid: int) -> float:
-    """User + system CPU seconds of a Gunicorn master's workers so far."""
-    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in _workers(master_pid))
-    return ticks / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
-
-
-def worker_rss_mb(master_pid: int) -> list[float]:
-    sizes = []
-    for directory, _ in _workers(master_pid):
-        try:
-            status = (directory / "status").read_text()
-        except OSError:
-            continue
-        rss_kb = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:"))
-        sizes.append(round(rss_kb / 1024.0, 1))
-    return sorted(sizes)
-
-
-def cold_starts(
-    tmp: Path, env: dict[str, str], runs: int, python: str
-) -> tuple[list[float], list[float]]:
-    ready, all_loaded = [], []
-    for _ in range(runs):
-        server = ServiceProcess(tmp, env, python=python).start()
-        started = time.monotonic()
-        try:
-            ready.append(server._wait_first_ready(60))
-            server.wait_ready(60)
-            all_loaded.append(time.monotonic() - started)
-        finally:
-            server.stop()
-    return ready, all_loaded
-
-
-def floor_server(tmp: Path, python: str) -> tuple[subprocess.Popen[bytes], int]:
-    """The floor app under the same Gunicorn and worker class, from the same environment."""
-    port = free_port()
-    log = open(tmp / "floor.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [
-            str(Path(python).parent / "gunicorn"),
-            "--workers",
-            "2",
-            "--worker-class",
-            "service.server.worker.FraudUvicornWorker",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--no-control-socket",
-            "--keep-alive",
-            "75",
-            "bench.floor_app:app",
-        ],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
-    )
-    wait_for_port(port)
-    time.sleep(1.0)  # both workers booted
-    return proc, port
-
-
-def reload_cycles(
-    port: int,
-    store: S3Store,
-    bundles: list[dict[str, bytes]],
-    stop: threading.Event,
-    log: list[dict[str, Any]],
-) -> None:
-    cycle = 0
-    while not stop.wait(2.0):
-        cycle += 1
-        promote_files(store, bundles[cycle % len(bundles)])
-        status, body = once(port, "POST", "/reload", headers={"X-API-Key": ADMIN_KEY})
-        log.append(
-            {
-                "status": status,
-                "took_ms": body.get("took_ms") if status == 200 else None,
-                "workers": f"{body.get('workers_confirmed')}/{body.get('workers_total')}",
-            }
-        )
-
-
-def without_drift_reference(files: dict[str, bytes]) -> dict[str, bytes]:
-    """The same bundle as a version made before drift monitoring: served, not counted."""
-    manifest = json.loads(files[MANIFEST_FILE])
-    manifest["drift_reference"] = None
-    return {**files, MANIFEST_FILE: json.dumps(manifest).encode()}
-
-
-def client_scoring(port: int, rows: list[list[float]]) -> float:
-    """Rows/s through the typed client (examples/client.py), one caller: what a user's script
-    sees, JSON encoding and the batching included."""
-    with FraudClient(f"http://127.0.0.1:{port}", API_KEY) as client:
-        client.score(rows[:1000])  # warm-up
-        started = time.perf_counter()
-        predictions = client.score(rows)
-        took = time.perf_counter() - started
-    assert len(predictions) == len(rows)
-    return len(rows) / took
-
-
-def table_row(name: str, runs: list[LoadResult]) -> dict[str, Any]:
-    """One table row for one or more runs: medians of rate and latencies, errors summed."""
-    return {
-        "case": name,
-        "concurrency": runs[0].concurrency,
-        "requests_per_s": round(statistics.median(r.rps for r in runs), 1),
-        "p50_ms": round(statistics.median(r.p50_ms for r in runs), 3),
-        "p99_ms": round(statistics.median(r.p99_ms for r in runs), 3),
-        "non_2xx": sum(r.non_2xx for r in runs),
-        "socket_errors": sum(r.socket_errors for r in runs),
-        "requests": sum(r.requests for r in runs),
-        "requests_per_s_by_round": [round(r.rps, 1) for r in runs],
-    }
-
-
-def ratios(ours: list[LoadResult], floor: list[LoadResult]) -> list[float]:
-    return [round(o.rps / f.rps, 3) for o, f in zip(ours, floor, strict=True)]
-
-
-def rows_per_s(runs: list[LoadResult], rows_per_request: int = 1000) -> int:
-    """Rows scored a second by batch requests: the median over `runs`."""
-    return round(statistics.median(r.rps for r in runs) * rows_per_request)
-
-
-def median_ratio(ours: list[LoadResult], floor: list[LoadResult]) -> float:
-    return round(statistics.median(ratios(ours, floor)), 3)
+from ml.testing.server import ServiceProcess
+from ml.train import train_bundle
 
 
 def main() -> None:
@@ -377,7 +242,7 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "python": platform.python_version(),
             "kernel": platform.release(),
         },
@@ -420,67 +285,6 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(render_markdown(results))
     print(f"\nwritten to {args.out}")
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def render_markdown(results: dict[str, Any]) -> str:
-    lines = [
-        "| case | c | req/s | p50 ms | p99 ms | non-2xx |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    lines += [
-        f"| {r['case']} | {r['concurrency']} | {r['requests_per_s']:,} | {r['p50_ms']} | "
-        f"{r['p99_ms']} | {r['non_2xx'] + r['socket_errors']} |"
-        for r in results["table"]
-    ]
-    reload = results["reload"]
-    explained = results["explain_in_process"]
-    lines += [
-        "",
-        "| figure | value |",
-        "| --- | --- |",
-        f"| c=32 throughput, ours / floor (median of {results['rounds']} rounds) | "
-        f"{results['ratio_ours_to_floor_c32']} "
-        f"({', '.join(str(x) for x in results['ratios_by_round_c32'])}) |",
-        f"| batch of 1000 rows (median of {results['rounds']} rounds) | "
-        f"{results['batch_rows_per_s']:,} rows/s "
-        f"({', '.join(f'{x:,}' for x in results['batch_rows_per_s_by_round'])}) |",
-        f"| batch of 1000 rows with explain 5, HTTP (median of {results['rounds']} rounds) | "
-        f"{results['explain_batch_rows_per_s']:,} rows/s "
-        f"({', '.join(f'{x:,}' for x in results['explain_batch_rows_per_s_by_round'])}) |",
-        f"| explain 5, one row, in-process: p50 / p99 | "
-        f"{explained['one_row_explain5_p50_ms']} / {explained['one_row_explain5_p99_ms']} ms |",
-        f"| explain 5, 1000 rows, in-process | "
-        f"{explained['rows_1000_explain5_rows_per_s']:,} rows/s |",
-        f"| c=32 throughput, drift counted / not (median of {results['rounds']} rounds) | "
-        f"{results['drift_on_to_off_c32']} "
-        f"({', '.join(str(x) for x in results['drift_ratios_by_round_c32'])}) |",
-        f"| worker CPU per request, drift counted / not | {results['drift_cpu_on_to_off']} "
-        f"({statistics.median(results['drift_worker_cpu_us_per_request']['on']):.1f} / "
-        f"{statistics.median(results['drift_worker_cpu_us_per_request']['off']):.1f} us) |",
-        f"| drift counting in-process, per request (1-row micro-batches) | "
-        f"{results['drift_in_process']['us_per_request_one_row_batches']} us, "
-        f"{results['drift_share_of_worker_cpu']:.1%} of a request's worker CPU |",
-        f"| console page with its files | {results['console_bytes']['total']:,} bytes |",
-        f"| client.score, 1 caller | {results['client_score_rows_per_s']:,} rows/s |",
-        f"| during {reload['cycles']} promote + reload cycles: non-2xx | {reload['non_2xx']} |",
-        f"| p99 during reloads / steady p99 | {reload['p99_ratio']} "
-        f"({reload['p99_ms']} / {reload['steady_p99_ms']} ms) |",
-        "| cold start to /health/ready (median of 3) | "
-        f"{results['cold_start_s']['ready_median']} s |",
-        f"| RSS per worker | {', '.join(f'{x} MB' for x in results['worker_rss_mb'])} |",
-        "",
-        f"{results['date']}, {results['machine']['cpus']} x {results['machine']['cpu']}, "
-        f"Python {results['machine']['python']}, load generator: {results['load_generator']} "
-        f"on the same cores; server: {results['server_environment']}.",
-    ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

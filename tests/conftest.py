@@ -17,10 +17,10 @@ from ml.runtime.bundle import load_bundle
 from ml.runtime.local_store import LocalStore
 from ml.runtime.s3_store import S3Store
 from ml.runtime.store import ArtifactStore
+from ml.testing.bundles import promote_files, signing_environment
+from ml.testing.processes import AWS_ENV, DEV_DATA, start_moto, stop_process
+from ml.testing.server import ServiceProcess, server_env, serving
 from ml.train import train_bundle
-from tests.support.bundles import promote_files, signing_environment
-from tests.support.processes import AWS_ENV, DEV_DATA, start_moto, stop_process
-from tests.support.server import ServiceProcess, server_env, serving
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import REPO, free_port, stop_process
-from tests.support.server import once
+from ml.testing.processes import REPO, free_port, stop_process
+from ml.testing.server import once
 
 pytestmark = pytest.mark.slow
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from ml.runtime.s3_store import S3Store
+from ml.testing.bundles import promote_files
+from ml.testing.keys import ADMIN_KEY, API_KEY, AUTH
+from ml.testing.processes import REPO, stop_process
+from ml.testing.server import PREDICT_BODY, ServiceProcess, once
 from service.server.serve import SERVE_ARGV
-from tests.support.app import ADMIN_KEY, API_KEY, AUTH
-from tests.support.bundles import promote_files
-from tests.support.processes import REPO, stop_process
-from tests.support.server import PREDICT_BODY, ServiceProcess, once
 
 BIN = Path(sys.executable).parent
 TRAINING_ONLY = (

@@ -16,10 +16,10 @@ import pytest
 from examples.client import FraudAPIError, FraudClient, read_rows
 from ml.runtime.s3_store import S3Store
 from ml.runtime.schema import FEATURE_NAMES
-from tests.support.app import API_KEY
-from tests.support.bundles import promote_files
+from ml.testing.bundles import promote_files
+from ml.testing.keys import API_KEY
+from ml.testing.server import ServiceProcess, once, server_env
 from tests.support.sample import committed_rows
-from tests.support.server import ServiceProcess, once, server_env
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -1,6 +1,6 @@
 """The contract clients read and fuzz: what /openapi.json says, and only what the server does.
 
-schemathesis runs against it in `make test` (tests/service/test_contract.py), with every
+schemathesis runs against it in `make test` (tests/service/api/test_contract.py), with every
 check. What this module settles:
 - every `$ref` resolves (request schemas are inlined; pydantic's `$defs` would dangle);
 - every error status a route can answer is listed with the one error shape (`ErrorBody`);

@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 from ml.runtime.schema import FEATURE_NAMES
 
 # Real rows of the committed evaluation sample (the same as examples/one-array.json and
-# examples/should-flag.json; tests/service/test_openapi.py holds them equal).
+# examples/should-flag.json; tests/service/api/test_openapi.py holds them equal).
 EXAMPLE_FEATURES: list[JsonValue] = [
     0.0,
     -1.3598071336738,

@@ -175,7 +175,7 @@ class Metrics:
         writes the multiprocess mmap), more than scoring it (3.2 ms). Here each series is
         updated once: the counters by their totals, the score histogram bucket by bucket
         through the same per-bucket values `Histogram.observe` increments (its `_buckets` and
-        `_sum`; tests/service/test_metrics.py holds the two ways equal)."""
+        `_sum`; tests/service/observe/test_metrics.py holds the two ways equal)."""
         n_fraud = int(np.count_nonzero(flags))
         if n_fraud:
             self._fraud.inc(n_fraud)

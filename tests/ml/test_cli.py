@@ -18,7 +18,7 @@ import pytest
 from ml.cli import main
 from ml.runtime.history import read_history
 from ml.runtime.local_store import LocalStore
-from tests.support.processes import (
+from ml.testing.processes import (
     DEV_DATA,
     EVAL_DATA,
     REPO,
@@ -26,7 +26,7 @@ from tests.support.processes import (
     stop_process,
     wait_for_port,
 )
-from tests.support.server import PREDICT_BODY, once
+from ml.testing.server import PREDICT_BODY, once
 
 
 def test_retrain_promotes_then_keeps(
@@ -220,7 +220,7 @@ def test_serve_names_the_setting_when_its_port_is_taken(
 
 
 def test_serve_honours_fraud_bind(tmp_path: Path, s3_store: Any, bundle_files: Any) -> None:
-    from tests.support.bundles import promote_files
+    from ml.testing.bundles import promote_files
 
     promote_files(s3_store, bundle_files)
     port = free_port()

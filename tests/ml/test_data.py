@@ -6,7 +6,7 @@ import pytest
 
 from ml.data import DataError, load_dataset
 from ml.runtime.schema import COLUMNS, FEATURE_NAMES
-from tests.support.processes import DEV_DATA
+from ml.testing.processes import DEV_DATA
 
 HEADER = ",".join(f'"{c}"' for c in COLUMNS)
 

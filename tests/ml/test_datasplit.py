@@ -11,7 +11,7 @@ import numpy as np
 from ml.cli import main
 from ml.data import load_dataset
 from ml.fingerprint import row_hashes
-from tests.support.processes import DEV_DATA, EVAL_DATA
+from ml.testing.processes import DEV_DATA, EVAL_DATA
 
 # sha256 of the original 15,440-row sample's rows, sorted (data/README.md).
 SAMPLE_SORTED_ROWS_SHA256 = "ae33b5492a3098a208db8a0fc340ec9bf74ce11ea0cac62406034e885d21814f"

@@ -16,8 +16,8 @@ from ml.promote import decide, evaluate_bundle
 from ml.runtime.bundle import load_bundle
 from ml.runtime.history import read_history
 from ml.runtime.s3_store import S3Store
+from ml.testing.processes import EVAL_DATA, REPO
 from ml.train import train_bundle
-from tests.support.processes import EVAL_DATA, REPO
 from tests.support.promotion import (
     EXIT_ERROR,
     EXIT_KEPT,

@@ -10,8 +10,8 @@ from ml.fingerprint import overlapping_rows
 from ml.runtime.bundle import load_bundle, load_bundle_dir
 from ml.runtime.layout import MODEL_FILE
 from ml.runtime.manifest import Manifest
+from ml.testing.processes import DEV_DATA
 from ml.train import out_of_fold_scores, split_dataset, train_bundle
-from tests.support.processes import DEV_DATA
 
 
 @pytest.fixture(scope="module")

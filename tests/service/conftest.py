@@ -7,9 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ml.runtime.local_store import LocalStore
+from ml.testing.bundles import promote_files
 from service.app import create_app
 from tests.support.app import make_settings, wait_ready
-from tests.support.bundles import promote_files
 
 
 @pytest.fixture

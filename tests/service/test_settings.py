@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.processes import REPO
+from ml.testing.processes import REPO
 
 BASE_ENV = {
     "FRAUD_STORE_URI": "/nonexistent",

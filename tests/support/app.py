@@ -1,4 +1,4 @@
-"""The service's test settings and keys, and waiting for an in-process app to be ready."""
+"""The service's test settings, and waiting for an in-process app to be ready."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from ml.runtime.schema import FEATURE_NAMES
+from ml.testing.keys import ADMIN_KEY, API_KEY, API_KEY_2, AUTH
 from service.settings import Settings
 
-API_KEY = "predict-key-1"
-API_KEY_2 = "predict-key-2"
-ADMIN_KEY = "admin-key-1"
-AUTH = {"X-API-Key": API_KEY}
-ADMIN = {"X-API-Key": ADMIN_KEY}
+ROW = [0.5] * 30  # one transaction's 30 raw inputs, as the API takes them
+
+
+def named(values: list[float]) -> dict[str, float]:
+    """A row as the object form of a transaction: {"Time": ..., "V1": ..., "Amount": ...}."""
+    return dict(zip(FEATURE_NAMES, values, strict=True))
 
 
 def make_settings(store_uri: str, **overrides: Any) -> Settings:
@@ -44,3 +47,11 @@ def metrics_text(client: TestClient) -> str:
     """In one process there is no metrics port: read what the Gunicorn master would serve."""
     body: bytes = client.app.state.service.metrics.render()[0]  # type: ignore[attr-defined]
     return body.decode()
+
+
+def served_version(client: TestClient) -> str:
+    """The model version that answers a /predict now."""
+    response = client.post("/predict", json={"features": ROW}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    version: str = response.json()["model_version"]
+    return version

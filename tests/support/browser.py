@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from tests.support.processes import stop_process
+from ml.testing.processes import stop_process
 
 # Debian's name first; GitHub's Ubuntu runners carry Google Chrome under its own name.
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

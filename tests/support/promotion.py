@@ -7,7 +7,7 @@ from pathlib import Path
 from ml.build import write_bundle
 from ml.cli import main
 from ml.runtime.s3_store import S3Store
-from tests.support.processes import EVAL_DATA
+from ml.testing.processes import EVAL_DATA
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_KEPT = 0, 1, 2, 3
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ml.data import load_dataset
-from tests.support.processes import DEV_DATA, EVAL_DATA
+from ml.testing.processes import DEV_DATA, EVAL_DATA
 
 
 def committed_rows() -> np.ndarray:
