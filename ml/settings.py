@@ -9,16 +9,12 @@ key's variables for the promotion it runs, after the command line was parsed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ml.choices import DEFAULT_PREVALENCE
-
-# The committed sample, split once (data/README.md): nothing trains on the evaluation file.
-TRAIN_DATA: Final = "data/creditcard_train.csv.gz"
-EVAL_DATA: Final = "data/creditcard_eval.csv.gz"
+from ml.choices import DEFAULT_PREVALENCE, EVAL_DATA, TRAIN_DATA
 
 
 class TrainingSettingsError(ValueError):
@@ -54,10 +50,6 @@ class TrainingSettings(BaseSettings):
     admin_api_key: SecretStr | None = None
     # The service's own admin keys: the first one works for --notify too.
     admin_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-
-    # The service's own, which `fraudctl serve` and `run-local` read to say where it listens.
-    bind: str | None = None
-    log_format: str = "json"
 
     @field_validator("notify_urls", "admin_api_keys", mode="before")
     @classmethod

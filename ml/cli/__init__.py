@@ -13,14 +13,19 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ml.cli import inspection, jobs, promotion, training, trust
 from ml.cli.output import EXIT_ERROR, EXIT_USAGE, say
-from ml.settings import TrainingSettings, TrainingSettingsError, load_training_settings
+
+if TYPE_CHECKING:
+    from ml.settings import TrainingSettings
 
 
 def build_parser(settings: TrainingSettings | None = None) -> argparse.ArgumentParser:
     """The parser, its defaults from the `FRAUD_*` settings (`ml.settings`)."""
+    from ml.settings import load_training_settings
+
     settings = settings or load_training_settings()
     parser = argparse.ArgumentParser(prog="fraudctl", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"fraudctl {_version()}")
@@ -85,12 +90,17 @@ def expected_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve"]:
+        return jobs.serve_main(arguments[1:])
+    from ml.settings import TrainingSettingsError, load_training_settings
+
     try:
         settings = load_training_settings()
     except TrainingSettingsError as exc:  # before any work: nothing slow has started
         say(f"fraudctl: {exc}")
         return EXIT_USAGE
-    args = build_parser(settings).parse_args(argv)
+    args = build_parser(settings).parse_args(arguments)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml.cli.options import add_gate, existing_store
 from ml.cli.output import EXIT_ERROR, EXIT_OK, print_json, say, table
-from ml.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from ml.settings import TrainingSettings
 
 
 def add_parsers(

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from ml.cli.options import add_create_store, add_gate, add_prauc_gate, existing_store
 from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, print_json, say
-from ml.settings import TrainingSettings, load_training_settings
 
 if TYPE_CHECKING:
+    from ml.settings import TrainingSettings
     from ml.workflow import PromotionOptions
 
 ADMIN_KEY_VARIABLE = "FRAUD_ADMIN_API_KEY"
@@ -66,6 +66,8 @@ def add_notify_option(
 def admin_key_for(notify_urls: list[str], command: str) -> str | None:
     """The admin key `--notify` needs, or None (after saying why) when it is missing. The
     service's own FRAUD_ADMIN_API_KEYS works too (its first key), so one variable serves both."""
+    from ml.settings import load_training_settings
+
     key = load_training_settings().notify_key() or ""
     if notify_urls and not key:
         say(
