@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import LoadResult
-from examples.client import FraudClient
 from ml.runtime.layout import MANIFEST_FILE
 from ml.runtime.s3_store import S3Store
 from ml.testing.bundles import promote_files
@@ -24,6 +23,7 @@ from ml.testing.processes import (
     wait_for_port,
 )
 from ml.testing.server import ServiceProcess, once
+from service.client import FraudClient
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY, ADMIN_KEY = "bench-key", "bench-admin"
@@ -131,7 +131,7 @@ def without_drift_reference(files: dict[str, bytes]) -> dict[str, bytes]:
 
 
 def client_scoring(port: int, rows: list[list[float]]) -> float:
-    """Rows/s through the typed client (examples/client.py), one caller: what a user's script
+    """Rows/s through the typed client (service/client.py), one caller: what a user's script
     sees, JSON encoding and the batching included."""
     with FraudClient(f"http://127.0.0.1:{port}", API_KEY) as client:
         client.score(rows[:1000])  # warm-up

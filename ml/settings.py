@@ -4,6 +4,10 @@ an invalid value stops the command before any work, naming the variable.
 
 Read afresh by each caller (`load_training_settings()`): `fraudctl run-local` sets the signing
 key's variables for the promotion it runs, after the command line was parsed.
+
+After `make run`, the local setup is the default: with no store or signing key named, a
+`.local/store` and `.local/keys/signing.pem` under the working directory (`FRAUD_LOCAL_DIR`)
+are used when they exist, so `fraudctl history` or `promote` need no flags there.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ml.choices import DEFAULT_PREVALENCE, EVAL_DATA, TRAIN_DATA
@@ -50,6 +54,21 @@ class TrainingSettings(BaseSettings):
     admin_api_key: SecretStr | None = None
     # The service's own admin keys: the first one works for --notify too.
     admin_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Where `make run` keeps its store and keys (`fraudctl run-local`).
+    local_dir: Path = Path(".local")
+
+    @model_validator(mode="after")
+    def _local_defaults(self) -> TrainingSettings:
+        """The local store and signing key, when nothing else is named and they exist."""
+        store = self.local_dir / "store"
+        if self.store_uri is None and store.is_dir():
+            self.store_uri = f"file://{store.resolve()}"
+        key = self.local_dir / "keys" / "signing.pem"
+        named = self.signing_key_file or self.signing_key or self.signing_key_secret
+        if not named and key.is_file():
+            self.signing_key_file = key
+        return self
 
     @field_validator("notify_urls", "admin_api_keys", mode="before")
     @classmethod

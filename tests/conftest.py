@@ -28,6 +28,8 @@ def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     """One Ed25519 pair for the session, in the environment as a deployment has it: promotions
     (in-process and in subprocesses) sign with it, services trust it."""
     values = signing_environment(tmp_path_factory.mktemp("keys"))
+    # Not the developer's `make run` setup (.local/): a test names every store and key it uses.
+    values["FRAUD_LOCAL_DIR"] = str(tmp_path_factory.mktemp("no-local") / "absent")
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     yield values

@@ -64,7 +64,8 @@ def test_the_import_contracts_are_kept() -> None:
         ("bench/run.py", "import tests.conftest", "bench imports nothing of the tests"),
         ("service/model/dataplane.py", "import service.api.schemas", "The service's wings"),
         ("service/observe/metrics.py", "import service.model.registry", "The service's wings"),
-        ("service/errors.py", "import fastapi", "The error vocabulary and the settings"),
+        ("service/errors.py", "import fastapi", "The vocabulary, settings and client"),
+        ("service/client.py", "import service.api.routes", "The vocabulary, settings and client"),
     ],
 )
 def test_each_contract_catches_a_forbidden_import(

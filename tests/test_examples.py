@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from examples.client import FraudAPIError, FraudClient, read_rows
 from ml.runtime.s3_store import S3Store
 from ml.runtime.schema import FEATURE_NAMES
 from ml.testing.bundles import promote_files
 from ml.testing.keys import API_KEY
 from ml.testing.server import ServiceProcess, once, server_env
+from service.client import FraudAPIError, FraudClient, read_rows
 from tests.support.sample import committed_rows
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ml.cli import inspection, jobs, promotion, training, trust
+from ml.cli import inspection, jobs, local, promotion, serving, training, trust
 from ml.cli.output import EXIT_ERROR, EXIT_USAGE, say
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ def build_parser(settings: TrainingSettings | None = None) -> argparse.ArgumentP
     promotion.add_parsers(commands, settings)
     inspection.add_parsers(commands, settings)
     jobs.add_parsers(commands, settings)
-    trust.add_parsers(commands)
+    local.add_parser(commands)
+    serving.add_parser(commands)
+    trust.add_parsers(commands, settings)
     _explain_each_command(commands)
     return parser
 
@@ -92,7 +94,7 @@ def expected_errors() -> tuple[type[Exception], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["serve"]:
-        return jobs.serve_main(arguments[1:])
+        return serving.serve_main(arguments[1:])
     from ml.settings import TrainingSettingsError, load_training_settings
 
     try:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ml.cli.options import add_gate, existing_store
+from ml.cli.options import add_gate, add_store, existing_store
 from ml.cli.output import EXIT_ERROR, EXIT_OK, print_json, say, table
 
 if TYPE_CHECKING:
@@ -17,14 +17,19 @@ def add_parsers(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], settings: TrainingSettings
 ) -> None:
     history = commands.add_parser("history", help="versions, which is live, promotion log")
-    history.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
+    add_store(history, settings)
     history.add_argument("--json", action="store_true", help="print JSON, not a table")
     history.set_defaults(handler=cmd_history)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a bundle on labelled data")
-    source = evaluate.add_mutually_exclusive_group(required=True)
+    source = evaluate.add_mutually_exclusive_group(required=settings.store_uri is None)
     source.add_argument("--bundle", type=Path, help="a bundle directory")
-    source.add_argument("--store", help="a store; production unless --version")
+    source.add_argument(
+        "--store",
+        default=settings.store_uri,
+        help="a store; production unless --version (FRAUD_STORE_URI; after `make run`, its "
+        ".local/store)",
+    )
     evaluate.add_argument("--version", help="with --store: a version other than production")
     evaluate.add_argument("--data", type=Path, required=True, help="labelled CSV to evaluate on")
     add_gate(evaluate, settings)

@@ -60,6 +60,17 @@ def add_prauc_gate(parser: argparse.ArgumentParser, settings: TrainingSettings) 
     )
 
 
+def add_store(parser: argparse.ArgumentParser, settings: TrainingSettings) -> None:
+    """--store, required unless FRAUD_STORE_URI names one or `make run`'s .local/store exists."""
+    parser.add_argument(
+        "--store",
+        default=settings.store_uri,
+        required=settings.store_uri is None,
+        help="s3://bucket/prefix or a directory (FRAUD_STORE_URI; after `make run`, its "
+        ".local/store)",
+    )
+
+
 def add_create_store(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--create-store",

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ml.cli.options import add_create_store, add_gate, add_prauc_gate, existing_store
+from ml.cli.options import add_create_store, add_gate, add_prauc_gate, add_store, existing_store
 from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, print_json, say
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def add_parsers(
     )
     promote.add_argument("--candidate", type=Path, required=True, help="candidate bundle dir")
     promote.add_argument("--data", type=Path, required=True, help="evaluation CSV (labelled)")
-    promote.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
+    add_store(promote, settings)
     promote.add_argument(
         "--min-delta",
         type=float,
@@ -44,7 +44,7 @@ def add_parsers(
     promote.set_defaults(handler=cmd_promote)
 
     rollback = commands.add_parser("rollback", help="point production at an older version")
-    rollback.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
+    add_store(rollback, settings)
     rollback.add_argument("--to", metavar="VERSION", help="default: the previous production")
     add_notify_option(rollback, verb="rollback")
     rollback.set_defaults(handler=cmd_rollback)
@@ -101,15 +101,29 @@ def exit_code(promote: bool) -> int:
     return EXIT_OK if promote else EXIT_KEPT
 
 
-def cmd_promote(args: argparse.Namespace) -> int:
-    from ml.workflow import promote_candidate
+def check_signing_key() -> None:
+    """Raise now if there is no usable signing key: before the training stack is imported
+    (seconds) and any data is read or model trained."""
+    from ml.signing import signing_key_from_env
 
+    signing_key_from_env()
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
     admin_key = admin_key_for(args.notify, "promote")
     if admin_key is None:
         return EXIT_USAGE
     if not args.candidate.is_dir():
         say(f"fraudctl promote: error: candidate bundle {args.candidate} does not exist")
         return EXIT_ERROR
+    if not args.data.is_file():
+        say(f"fraudctl promote: error: evaluation data {args.data} does not exist")
+        return EXIT_ERROR
+    if not args.dry_run:
+        check_signing_key()
+
+    from ml.workflow import promote_candidate
+
     options = promotion_options(args, args.notify, admin_key)
     result = promote_candidate(
         args.candidate,
@@ -123,12 +137,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from ml.rollback import rollback
-    from ml.workflow import notify_services
-
     admin_key = admin_key_for(args.notify, "rollback")
     if admin_key is None:
         return EXIT_USAGE
+    check_signing_key()
+
+    from ml.rollback import rollback
+    from ml.workflow import notify_services
+
     pointer = rollback(existing_store(args.store), to=args.to)
     say(f"ROLLED BACK production to {pointer.version} (was {pointer.previous_version})")
     notified = notify_services(tuple(args.notify), admin_key, say)

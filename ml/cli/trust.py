@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ml.cli.options import existing_store
+from ml.cli.options import add_store, existing_store
 from ml.cli.output import EXIT_OK, print_json, say
 
+if TYPE_CHECKING:
+    from ml.settings import TrainingSettings
 
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], settings: TrainingSettings
+) -> None:
     keys = commands.add_parser("keys", help="signing keys")
     actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     generate = actions.add_parser(
@@ -21,7 +27,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     sign = commands.add_parser(
         "sign", help="sign a version in a store with the current key (FRAUD_SIGNING_KEY_FILE)"
     )
-    sign.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
+    add_store(sign, settings)
     sign.add_argument("--version", required=True, help="the version to sign")
     sign.set_defaults(handler=cmd_sign)
 
@@ -29,7 +35,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "migrate",
         help="convert bundles made before signed, pickle-free bundles and sign every version",
     )
-    migrate.add_argument("--store", required=True, help="s3://bucket/prefix or a directory")
+    add_store(migrate, settings)
     migrate.set_defaults(handler=cmd_migrate)
 
 

@@ -1,7 +1,8 @@
 """Which backend a store URI names: `s3://bucket[/prefix]`, `file:///path` or a plain path.
 
 The backends import `ml.runtime.store` (their base class and errors); this module imports the
-backends, so nothing imports in a circle.
+backends, so nothing imports in a circle. The S3 ones are imported when a URI names S3: botocore
+and boto3 cost a worker ~100 ms of start-up it need not pay for a local store.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ml.runtime.local_store import LocalStore
-from ml.runtime.s3_reader import S3Reader
-from ml.runtime.s3_store import S3Store
 from ml.runtime.store import (
     DEFAULT_MAX_OBJECT_BYTES,
     WRITER_MAX_OBJECT_BYTES,
@@ -26,6 +25,8 @@ def open_store(uri: str, timeouts: StoreTimeouts | None = None) -> ArtifactStore
     """A store to write (training, promotion): S3 through boto3, or a local directory."""
     location = _location(uri)
     if isinstance(location, tuple):
+        from ml.runtime.s3_store import S3Store  # boto3: the service reads through S3Reader
+
         return S3Store(*location, timeouts=timeouts or StoreTimeouts())
     return LocalStore(location, max_object_bytes=WRITER_MAX_OBJECT_BYTES)
 
@@ -38,6 +39,8 @@ def open_reader(
     """The same stores, read-only: S3 through `S3Reader` (no boto3 client in the service)."""
     location = _location(uri)
     if isinstance(location, tuple):
+        from ml.runtime.s3_reader import S3Reader  # botocore's signer: only for an S3 store
+
         timeouts = timeouts or StoreTimeouts()
         return S3Reader(*location, timeouts=timeouts, max_object_bytes=max_object_bytes)
     return LocalStore(location, max_object_bytes=max_object_bytes)

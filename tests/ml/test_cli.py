@@ -250,7 +250,7 @@ def test_serve_honours_fraud_bind(tmp_path: Path, s3_store: Any, bundle_files: A
 def test_make_runs_api_keys_are_kept_and_printed_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ml.cli.jobs import use_local_api_keys
+    from ml.cli.local import use_local_api_keys
 
     for name in ("FRAUD_API_KEYS", "FRAUD_ADMIN_API_KEYS"):
         monkeypatch.setenv(name, "")  # recorded, so what the function sets is undone after

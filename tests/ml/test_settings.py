@@ -73,3 +73,34 @@ def test_the_signing_key_is_read_through_the_settings(
     monkeypatch.setenv("FRAUD_SIGNING_KEY_FILE", str(tmp_path / "missing.pem"))
     with pytest.raises(PromotionError, match="FRAUD_SIGNING_KEY_FILE="):
         signing_key_from_env()
+
+
+def test_after_make_run_the_local_store_and_key_are_the_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("FRAUD_SIGNING_KEY_FILE", raising=False)
+    monkeypatch.setenv("FRAUD_LOCAL_DIR", str(tmp_path / ".local"))
+    with pytest.raises(SystemExit):  # nothing local yet: --store is required
+        build_parser().parse_args(["history"])
+    (tmp_path / ".local" / "store").mkdir(parents=True)
+    (tmp_path / ".local" / "keys").mkdir()
+    (tmp_path / ".local" / "keys" / "signing.pem").write_text("")
+    settings = load_training_settings()
+    assert settings.store_uri == f"file://{tmp_path / '.local' / 'store'}"
+    assert settings.signing_key_file == tmp_path / ".local" / "keys" / "signing.pem"
+    assert build_parser().parse_args(["history"]).store == settings.store_uri
+    monkeypatch.setenv("FRAUD_STORE_URI", "s3://bucket/fraud")  # what is named wins
+    assert load_training_settings().store_uri == "s3://bucket/fraud"
+
+
+def test_a_missing_signing_key_stops_promote_before_any_data_is_read(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.delenv("FRAUD_SIGNING_KEY_FILE", raising=False)
+    candidate = tmp_path / "candidate"
+    candidate.mkdir()  # empty: reading it would fail differently
+    data = tmp_path / "eval.csv"
+    data.write_text("not a csv the promotion would get to read")
+    argv = ["promote", "--candidate", str(candidate), "--data", str(data), "--store", "x"]
+    assert main(argv) == 1
+    assert "signing needs the private key" in capsys.readouterr().err

@@ -1,6 +1,6 @@
-"""A small typed client for the fraud-scoring API.
+"""A small typed client for the fraud-scoring API, on the standard library alone.
 
-    from examples.client import FraudClient
+    from service.client import FraudClient
 
     with FraudClient("http://127.0.0.1:8000", api_key="...") as client:
         print(client.predict({"Time": 0.0, "V1": -1.36, ..., "Amount": 149.62}))
@@ -12,20 +12,21 @@ A 503 (no model loaded yet, store unreachable) and a connection that fails befor
 are retried with exponential backoff; every other error raises `FraudAPIError` carrying the
 service's error code, message and per-field details.
 
-Needs `httpx2` (pip install httpx2): the maintained successor of httpx, the client Starlette's
-own test client uses.
+It imports nothing outside the standard library, so any environment that has the package
+installed (`pip install .`, `make run`'s, the images) can use it, from any directory. One
+keep-alive connection per client (`http.client`), opened again after a failure.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-
-import httpx2 as httpx
+from urllib.parse import urlsplit
 
 Row = Sequence[float] | Mapping[str, float]
 
@@ -78,9 +79,14 @@ class FraudClient:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
-        self._http = httpx.Client(
-            base_url=base_url, headers={"X-API-Key": api_key}, timeout=timeout_s
-        )
+        url = urlsplit(base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"base_url must be http(s)://host[:port], got {base_url!r}")
+        self._url = url
+        self._prefix = url.path.rstrip("/")
+        self._headers = {"X-API-Key": api_key, "Accept": "application/json"}
+        self._timeout_s = timeout_s
+        self._connection: http.client.HTTPConnection | None = None
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.batch_rows = batch_rows
@@ -111,18 +117,19 @@ class FraudClient:
         for attempt in range(1, self.attempts + 1):
             last = attempt == self.attempts
             try:
-                response = self._http.request(method, path, json=body)
-            except httpx.TransportError:
+                status, retry_after, payload = self._exchange(method, path, body)
+            except (OSError, http.client.HTTPException):  # refused, reset, timed out
+                self.close()
                 if last:
                     raise
                 self._wait(attempt, None)
                 continue
-            if response.status_code == RETRIED_STATUS and not last:
-                self._wait(attempt, response.headers.get("retry-after"))
+            if status == RETRIED_STATUS and not last:
+                self._wait(attempt, retry_after)
                 continue
-            if response.is_error:
-                raise FraudAPIError(response.status_code, _json_or_text(response))
-            answer: dict[str, Any] = response.json()
+            if status >= 400:
+                raise FraudAPIError(status, _json_or_text(payload))
+            answer: dict[str, Any] = json.loads(payload)
             return answer
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -132,8 +139,35 @@ class FraudClient:
             delay = max(delay, float(retry_after))
         time.sleep(delay)
 
+    def _exchange(
+        self, method: str, path: str, body: dict[str, Any] | None
+    ) -> tuple[int, str | None, bytes]:
+        """One request on the kept-alive connection: status, Retry-After, body."""
+        if self._connection is None:
+            kind = (
+                http.client.HTTPSConnection
+                if self._url.scheme == "https"
+                else http.client.HTTPConnection
+            )
+            self._connection = kind(
+                self._url.hostname or "", self._url.port, timeout=self._timeout_s
+            )
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        self._connection.request(method, self._prefix + path, body=data, headers=headers)
+        response = self._connection.getresponse()
+        payload = response.read()
+        if response.will_close:
+            self.close()
+        return response.status, response.getheader("Retry-After"), payload
+
     def close(self) -> None:
-        self._http.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def __enter__(self) -> FraudClient:
         return self
@@ -173,11 +207,11 @@ def _one_row(row: Row) -> dict[str, Any]:
     return {"transaction": plain} if isinstance(plain, dict) else {"features": plain}
 
 
-def _json_or_text(response: httpx.Response) -> Any:
+def _json_or_text(payload: bytes) -> Any:
     try:
-        return response.json()
+        return json.loads(payload)
     except ValueError:
-        return response.text
+        return payload.decode("utf-8", "replace")
 
 
 def read_rows(path: str) -> Iterator[Row]:
