@@ -41,8 +41,16 @@ $(RUN_VENV)/.installed: requirements/train.lock
 		-r requirements/train.lock | grep --line-buffered -E '^(Collecting|Installing|Successfully)' | cut -c1-100
 	@touch $@
 
-run: $(RUN_VENV)/.installed
-	@PYTHONPATH="$(CURDIR)" $(RUN_VENV)/bin/python -m ml.cli run-local --store "$(RUN_STORE)" \
+# This checkout on the environment's path (a .pth file, as an editable install makes, without a
+# build step), and `fraudctl` in its bin/: the README's training commands then run as pasted.
+$(RUN_VENV)/bin/fraudctl: $(RUN_VENV)/.installed
+	@$(RUN_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))' \
+		| xargs -I{} sh -c 'echo "$(CURDIR)" > "{}/fraud-scoring-checkout.pth"'
+	@printf '#!/bin/sh\nexec "%s" -m ml.cli "$$@"\n' "$(CURDIR)/$(RUN_VENV)/bin/python" > $@
+	@chmod +x $@
+
+run: $(RUN_VENV)/bin/fraudctl
+	@$(RUN_VENV)/bin/python -m ml.cli run-local --store "$(RUN_STORE)" \
 		--data "$(RUN_DATA)" --eval-data "$(RUN_EVAL)" --work-dir "$(RUN_WORK)" $(if $(PORT),--port $(PORT))
 
 ## test: lint, format check, import contracts (.importlinter), type checks, deployment-file checks and the whole pytest suite.
