@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -148,37 +147,3 @@ def test_the_client_retries_a_503_until_a_model_is_served(
         assert 0.0 <= prediction.fraud_probability <= 1.0
     finally:
         server.stop()
-
-
-def readme_curls() -> list[str]:
-    """The README's scoring commands, each joined across its line continuations."""
-    readme = (EXAMPLES.parent / "README.md").read_text()
-    commands = []
-    lines = iter(readme.splitlines())
-    for line in lines:
-        if line.startswith("curl -s localhost:8000/predict"):
-            command = line
-            while command.endswith("\\"):
-                command = command[:-1] + next(lines).strip()
-            commands.append(command)
-    return commands
-
-
-def test_the_readmes_curl_commands_work_as_pasted(service: ServiceProcess) -> None:
-    commands = readme_curls()
-    assert len(commands) >= 3
-    for command in commands:
-        # The README's server is `make run` with demo-key on port 8000; this one is ours.
-        here = command.replace("localhost:8000", f"127.0.0.1:{service.port}")
-        here = here.replace("X-API-Key: demo-key", f"X-API-Key: {API_KEY}")
-        run = subprocess.run(
-            ["bash", "-c", here],
-            cwd=EXAMPLES.parent,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        answer = json.loads(run.stdout)
-        assert "error" not in answer, (command, answer)
-        assert "model_version" in answer

@@ -116,7 +116,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     if not args.candidate.is_dir():
         say(f"fraudctl promote: error: candidate bundle {args.candidate} does not exist")
         return EXIT_ERROR
-    if not args.data.is_file():
+    if not args.data.exists():  # a named pipe or /dev/stdin is data too
         say(f"fraudctl promote: error: evaluation data {args.data} does not exist")
         return EXIT_ERROR
     if not args.dry_run:
