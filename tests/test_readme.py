@@ -74,13 +74,17 @@ def checkout(tmp_path: Path, strong_files: dict[str, bytes]) -> Path:
     return root
 
 
-def newcomer_env() -> dict[str, str]:
-    """The environment of a shell in the checkout: nothing names a store or a key (the test
-    session's own signing key and local-dir override are dropped)."""
+def as_newcomer(
+    argv: list[str], checkout: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`argv` run in the checkout, in the environment of a shell there: nothing names a store
+    or a key (the test session's own signing key and local-dir override are dropped)."""
     env = dict(os.environ)
     for name in ("FRAUD_SIGNING_KEY_FILE", "FRAUD_LOCAL_DIR", "FRAUD_STORE_URI"):
         env.pop(name, None)
-    return env
+    return subprocess.run(
+        argv, cwd=checkout, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.fixture
@@ -113,15 +117,7 @@ def here(text: str, server: ServiceProcess) -> str:
 
 def test_the_api_block_runs_as_pasted(checkout: Path, served: ServiceProcess) -> None:
     (block,) = readme_blocks("sh", "curl -s localhost:8000/predict")
-    run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", here(block, served)],
-        cwd=checkout,
-        env=newcomer_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = as_newcomer(["bash", "-euo", "pipefail", "-c", here(block, served)], checkout, 60)
     assert run.returncode == 0, run.stderr
     answers = json_values(run.stdout)
     assert len(answers) == len(commands(block)) - 1  # every curl, not the line reading the key
@@ -134,15 +130,8 @@ def test_the_api_block_runs_as_pasted(checkout: Path, served: ServiceProcess) ->
 
 def test_the_python_client_block_runs_as_pasted(checkout: Path, served: ServiceProcess) -> None:
     (block,) = readme_blocks("python", "from service.client import")
-    run = subprocess.run(
-        [sys.executable, "-c", here(block, served)],
-        cwd=checkout,  # not the repository: the client comes from the installed package
-        env=newcomer_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    # Not in the repository: the client comes from the installed package.
+    run = as_newcomer([sys.executable, "-c", here(block, served)], checkout, 60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True", "3"]
 
@@ -156,15 +145,7 @@ def test_the_training_block_runs_as_pasted_in_order(checkout: Path) -> None:
     steps = commands(block)
     assert [s.split()[1] for s in steps][:3] == ["train", "promote", "promote"]
     for step in steps:
-        run = subprocess.run(
-            ["bash", "-c", step],
-            cwd=checkout,
-            env=newcomer_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        run = as_newcomer(["bash", "-c", step], checkout, 300)
         allowed = TRAINING_EXITS.get(step.split()[1], {0})
         assert run.returncode in allowed, (step, run.returncode, run.stderr[-2000:])
     log = LocalStore(checkout / ".local" / "store").list_keys("history/")
