@@ -94,7 +94,7 @@ def expected_errors() -> tuple[type[Exception], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["serve"]:
-        return serving.serve_main(arguments[1:])
+        return serving.serve_main(arguments[1:], EXITS["serve"])
     from ml.settings import TrainingSettingsError, load_training_settings
 
     try:
