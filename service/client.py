@@ -7,7 +7,8 @@
         for prediction in client.score(rows):  # any number of rows, sent in batches
             ...
 
-Rows are a sequence of 30 numbers (Time, V1..V28, Amount) or a mapping of those names.
+Rows are a sequence of 30 numbers (Time, V1..V28, Amount) or a mapping of those names, which
+may also hold the row's "id" (yours, echoed back; else the service names it).
 A 503 (no model loaded yet, store unreachable) and a connection that fails before any answer
 are retried with exponential backoff; every other error raises `FraudAPIError` carrying the
 service's error code, message and per-field details.
@@ -28,7 +29,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-Row = Sequence[float] | Mapping[str, float]
+Row = Sequence[float] | Mapping[str, float | str]  # a mapping may hold the row's "id"
 
 RETRIED_STATUS = 503
 DEFAULT_BATCH_ROWS = 1000  # the service's default FRAUD_MAX_BATCH_ROWS
@@ -43,6 +44,7 @@ class Reason:
 
 @dataclass(frozen=True)
 class Prediction:
+    id: str  # yours, or `<request_id>:<row>`
     fraud_probability: float
     is_fraud: bool
     threshold: float
@@ -91,9 +93,17 @@ class FraudClient:
         self.backoff_s = backoff_s
         self.batch_rows = batch_rows
 
-    def predict(self, row: Row, threshold: float | None = None, explain: int = 0) -> Prediction:
+    def predict(
+        self,
+        row: Row,
+        threshold: float | None = None,
+        explain: int = 0,
+        transaction_id: str | None = None,
+    ) -> Prediction:
         """One row's prediction; with `explain`, its top `explain` reasons too."""
         body: dict[str, Any] = _one_row(row) | _options(threshold, explain)
+        if transaction_id is not None:
+            body["id"] = transaction_id
         answer = self._send("POST", "/predict", body)
         return _prediction(answer, answer)
 
@@ -189,6 +199,7 @@ def _options(threshold: float | None, explain: int) -> dict[str, Any]:
 def _prediction(row: dict[str, Any], answer: dict[str, Any]) -> Prediction:
     """One row's answer (`row`), with what the response says for all its rows (`answer`)."""
     return Prediction(
+        row["id"],
         row["fraud_probability"],
         row["is_fraud"],
         answer["threshold"],
@@ -198,13 +209,17 @@ def _prediction(row: dict[str, Any], answer: dict[str, Any]) -> Prediction:
     )
 
 
-def _plain(row: Row) -> list[float] | dict[str, float]:
+def _plain(row: Row) -> list[float] | dict[str, float | str]:
     return dict(row) if isinstance(row, Mapping) else list(row)
 
 
 def _one_row(row: Row) -> dict[str, Any]:
+    """/predict's body: a mapping's "id" is the body's own, as the service takes it there."""
     plain = _plain(row)
-    return {"transaction": plain} if isinstance(plain, dict) else {"features": plain}
+    if not isinstance(plain, dict):
+        return {"features": plain}
+    body: dict[str, Any] = {"transaction": {k: v for k, v in plain.items() if k != "id"}}
+    return body | ({"id": plain["id"]} if "id" in plain else {})
 
 
 def _json_or_text(payload: bytes) -> Any:

@@ -34,6 +34,7 @@ class PredictResponse(BaseModel):
             "examples": [
                 {
                     "request_id": "0056c854575f43089cbfca739526d3be",
+                    "id": "tx-20261121-000042",
                     "model_version": "20261121T101500Z-3f9c2a1b",
                     "fraud_probability": 0.9987,
                     "is_fraud": True,
@@ -44,6 +45,7 @@ class PredictResponse(BaseModel):
     )
 
     request_id: str
+    id: str = Field(description="Your id for the transaction, or `<request_id>:0`.")
     model_version: str
     fraud_probability: float
     is_fraud: bool
@@ -53,6 +55,7 @@ class PredictResponse(BaseModel):
 
 
 class BatchPrediction(BaseModel):
+    id: str = Field(description="The row's id, or `<request_id>:<row>`.")
     fraud_probability: float
     is_fraud: bool
     base_value: float | None = BASE_VALUE_FIELD

@@ -54,6 +54,7 @@ class ParsedBatch:
     rows: np.ndarray  # float64 (n, 30), every value finite
     threshold: float | None
     explain: int
+    ids: list[str | None] | None = None  # the client's, by row; None: no row named one
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -75,7 +76,13 @@ def parse_batch(raw: bytes, check_rows: Callable[[int], None]) -> ParsedBatch:
         _check_document_shape(document, check_rows)
     body = validated(raw, BatchRequest, FIRST_BAD_ROW)
     rows = np.array([feature_row(r) for r in body.transactions], dtype=np.float64)
-    return ParsedBatch(rows.reshape(-1, ROW_LENGTH), body.threshold, body.explain)
+    ids = [getattr(row, "id", None) for row in body.transactions]  # arrays carry none
+    return ParsedBatch(
+        rows.reshape(-1, ROW_LENGTH),
+        body.threshold,
+        body.explain,
+        ids if any(i is not None for i in ids) else None,
+    )
 
 
 def parse_row_arrays(raw: bytes) -> ParsedBatch | None:

@@ -58,8 +58,10 @@ async def predict(request: Request) -> Response:
     features = body.features if body.features is not None else body.transaction
     prediction = await plane.predict(feature_row(features), body.threshold, body.explain)
     request_state(request.scope)["model_version"] = prediction.model_version
+    request_id = request_id_of(request.scope)
     answer: dict[str, Any] = {
-        "request_id": request_id_of(request.scope),
+        "request_id": request_id,
+        "id": body.id if body.id is not None else f"{request_id}:0",
         "model_version": prediction.model_version,
         "fraud_probability": prediction.fraud_probability,
         "is_fraud": prediction.is_fraud,
@@ -81,16 +83,20 @@ async def predict_batch(request: Request) -> Response:
     parsed = parse_batch(await _body(request), plane.check_batch_size)
     batch = await plane.predict_batch(parsed.rows, parsed.threshold, parsed.explain)
     request_state(request.scope)["model_version"] = batch.model_version
+    request_id = request_id_of(request.scope)
+    given = parsed.ids or [None] * len(batch.is_fraud)
     predictions: list[dict[str, Any]] = [
-        {"fraud_probability": p, "is_fraud": d}
-        for p, d in zip(batch.fraud_probabilities, batch.is_fraud, strict=True)
+        {"id": f"{request_id}:{row}" if i is None else i, "fraud_probability": p, "is_fraud": d}
+        for row, (i, p, d) in enumerate(
+            zip(given, batch.fraud_probabilities, batch.is_fraud, strict=True)
+        )
     ]
     if batch.reasons is not None:
         for prediction, reasons in zip(predictions, batch.reasons, strict=True):
             prediction |= {"base_value": batch.base_value, "reasons": reasons}
     return json_response(
         {
-            "request_id": request_id_of(request.scope),
+            "request_id": request_id,
             "model_version": batch.model_version,
             "threshold": batch.threshold,
             "predictions": predictions,

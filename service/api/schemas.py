@@ -101,11 +101,34 @@ FeatureArray = Annotated[
     ),
 ]
 
+# The client's own name for a transaction: what chargebacks and analysts' verdicts name, and
+# so what labels will join on. Printable ASCII without spaces: safe in logs, CSV and keys.
+TransactionId = Annotated[str, Strict(), Field(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
+ID_FIELD = Field(
+    default=None,
+    description="Your id for this transaction (1 to 64 printable ASCII characters, no spaces), "
+    "echoed in the answer. Without it the answer's id is `<request_id>:0`.",
+)
+
 # {"Time": .., "V1": .., .., "Amount": ..}: every feature required, nothing else allowed.
 NamedTransaction: type[BaseModel] = create_model(
     "NamedTransaction",
     __config__=ConfigDict(extra="forbid"),
     **{name: (FiniteNumber, ...) for name in FEATURE_NAMES},  # type: ignore[call-overload]
+)
+# A batch row by name may carry its id too (a row as an array has none: its answer's id is
+# `<request_id>:<row>`). On /predict the id is the body's own `id`.
+NamedRow: type[BaseModel] = create_model(
+    "NamedRow",
+    __base__=NamedTransaction,
+    id=(
+        TransactionId | None,
+        Field(
+            default=None,
+            description="Your id for this row (1 to 64 printable ASCII characters, no spaces), "
+            "echoed in its answer. Without it the row's id is `<request_id>:<row>`.",
+        ),
+    ),
 )
 
 
@@ -118,7 +141,7 @@ def _row_kind(value: Any) -> str | None:
 
 
 Row = Annotated[
-    Annotated[FeatureArray, Tag("array")] | Annotated[NamedTransaction, Tag("named")],
+    Annotated[FeatureArray, Tag("array")] | Annotated[NamedRow, Tag("named")],
     Discriminator(
         _row_kind,
         custom_error_type="row_type",
@@ -138,6 +161,7 @@ def _whole_number(value: Any) -> Any:
 
 
 Threshold = Annotated[float, Strict(), Field(gt=0.0, lt=1.0)]
+
 Explain = Annotated[int, Field(ge=0, le=len(FEATURE_NAMES)), BeforeValidator(_whole_number)]
 EXPLAIN_FIELD = Field(
     default=0,
@@ -158,6 +182,7 @@ class PredictRequest(BaseModel):
 
     features: FeatureArray | None = None
     transaction: NamedTransaction | None = None
+    id: TransactionId | None = ID_FIELD
     threshold: Threshold | None = Field(
         default=None, description="Overrides the model's decision threshold for this request."
     )

@@ -30,6 +30,7 @@ def test_predict_with_features_array(
     body = response.json()
     assert set(body) == {
         "request_id",
+        "id",
         "model_version",
         "fraud_probability",
         "is_fraud",
@@ -41,6 +42,49 @@ def test_predict_with_features_array(
     assert body["fraud_probability"] == pytest.approx(expected, abs=1e-12)
     assert body["is_fraud"] is (expected >= bundle.threshold)
     assert response.headers["x-request-id"] == body["request_id"]
+    assert body["id"] == f"{body['request_id']}:0"  # no id sent: the key labels would join on
+
+
+def test_transaction_ids_are_echoed_and_rows_without_one_get_theirs(client: TestClient) -> None:
+    one = client.post("/predict", json={"features": ROW, "id": "tx-1"}, headers=AUTH).json()
+    assert one["id"] == "tx-1"
+    rows = [named(ROW) | {"id": "chargeback/7"}, ROW, named(ROW)]
+    batch = client.post("/predict/batch", json={"transactions": rows}, headers=AUTH).json()
+    request_id = batch["request_id"]
+    assert [p["id"] for p in batch["predictions"]] == [
+        "chargeback/7",
+        f"{request_id}:1",
+        f"{request_id}:2",
+    ]
+    arrays = client.post("/predict/batch", json={"transactions": [ROW] * 3}, headers=AUTH).json()
+    assert [p["id"] for p in arrays["predictions"]] == [
+        f"{arrays['request_id']}:{row}" for row in range(3)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"features": ROW, "id": ""}, "id"),
+        ({"features": ROW, "id": "x" * 65}, "id"),
+        ({"features": ROW, "id": "two words"}, "id"),
+        ({"features": ROW, "id": 7}, "id"),
+        ({"transaction": named(ROW) | {"id": "a"}}, "transaction.id"),  # /predict: top level
+    ],
+)
+def test_a_bad_transaction_id_is_a_422_naming_it(
+    client: TestClient, body: dict[str, object], field: str
+) -> None:
+    response = client.post("/predict", json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == field
+
+
+def test_a_bad_row_id_in_a_batch_names_its_row(client: TestClient) -> None:
+    rows = [named(ROW), named(ROW) | {"id": "new\nline"}]
+    response = client.post("/predict/batch", json={"transactions": rows}, headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "transactions[1].id"
 
 
 def test_predict_with_named_transaction_equals_array(client: TestClient) -> None:
