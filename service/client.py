@@ -44,7 +44,7 @@ class Reason:
 
 @dataclass(frozen=True)
 class Prediction:
-    id: str  # yours, or `<request_id>:<row>`
+    id: str | None  # yours, or `<request_id>:<row>` when another row of its batch had one
     fraud_probability: float
     is_fraud: bool
     threshold: float
@@ -199,7 +199,7 @@ def _options(threshold: float | None, explain: int) -> dict[str, Any]:
 def _prediction(row: dict[str, Any], answer: dict[str, Any]) -> Prediction:
     """One row's answer (`row`), with what the response says for all its rows (`answer`)."""
     return Prediction(
-        row["id"],
+        row.get("id"),
         row["fraud_probability"],
         row["is_fraud"],
         answer["threshold"],

@@ -153,8 +153,10 @@ def test_the_client_sends_transaction_ids_and_reads_them_back(service: ServicePr
     row = next(read_rows(str(EXAMPLES / "should-flag.json")))
     named = dict(zip(FEATURE_NAMES, as_array(row), strict=True))
     with FraudClient(f"http://127.0.0.1:{service.port}", API_KEY) as client:
+        assert client.predict(row).id is None  # none sent, none echoed
         assert client.predict(row, transaction_id="tx-1").id == "tx-1"
         assert client.predict(named | {"id": "tx-2"}).id == "tx-2"
         scored = client.score([named | {"id": "tx-3"}, as_array(row)])
     assert scored[0].id == "tx-3"
-    assert scored[1].id.endswith(":1")  # no id sent: `<request_id>:<row>`
+    assert scored[1].id is not None
+    assert scored[1].id.endswith(":1")  # another row named one: this row's key is given too

@@ -45,7 +45,11 @@ class PredictResponse(BaseModel):
     )
 
     request_id: str
-    id: str = Field(description="Your id for the transaction, or `<request_id>:0`.")
+    id: str | None = Field(
+        default=None,
+        description="The id you sent, echoed; absent if you sent none (the transaction's key "
+        "is then `<request_id>:0`).",
+    )
     model_version: str
     fraud_probability: float
     is_fraud: bool
@@ -55,7 +59,12 @@ class PredictResponse(BaseModel):
 
 
 class BatchPrediction(BaseModel):
-    id: str = Field(description="The row's id, or `<request_id>:<row>`.")
+    id: str | None = Field(
+        default=None,
+        description="When any row of the batch named its id: this row's, or "
+        "`<request_id>:<row>` for a row that named none. Absent when no row did (each row's "
+        "key is then `<request_id>:<row>`).",
+    )
     fraud_probability: float
     is_fraud: bool
     base_value: float | None = BASE_VALUE_FIELD

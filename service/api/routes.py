@@ -58,10 +58,8 @@ async def predict(request: Request) -> Response:
     features = body.features if body.features is not None else body.transaction
     prediction = await plane.predict(feature_row(features), body.threshold, body.explain)
     request_state(request.scope)["model_version"] = prediction.model_version
-    request_id = request_id_of(request.scope)
     answer: dict[str, Any] = {
-        "request_id": request_id,
-        "id": body.id if body.id is not None else f"{request_id}:0",
+        "request_id": request_id_of(request.scope),
         "model_version": prediction.model_version,
         "fraud_probability": prediction.fraud_probability,
         "is_fraud": prediction.is_fraud,
@@ -69,6 +67,8 @@ async def predict(request: Request) -> Response:
     }
     if prediction.reasons is not None:
         answer |= {"base_value": prediction.base_value, "reasons": prediction.reasons}
+    if body.id is not None:
+        answer["id"] = body.id
     return json_response(answer)
 
 
@@ -84,13 +84,13 @@ async def predict_batch(request: Request) -> Response:
     batch = await plane.predict_batch(parsed.rows, parsed.threshold, parsed.explain)
     request_state(request.scope)["model_version"] = batch.model_version
     request_id = request_id_of(request.scope)
-    given = parsed.ids or [None] * len(batch.is_fraud)
     predictions: list[dict[str, Any]] = [
-        {"id": f"{request_id}:{row}" if i is None else i, "fraud_probability": p, "is_fraud": d}
-        for row, (i, p, d) in enumerate(
-            zip(given, batch.fraud_probabilities, batch.is_fraud, strict=True)
-        )
+        {"fraud_probability": p, "is_fraud": d}
+        for p, d in zip(batch.fraud_probabilities, batch.is_fraud, strict=True)
     ]
+    if parsed.ids is not None:  # some row named its id: every answer says its own
+        for row, (prediction, given) in enumerate(zip(predictions, parsed.ids, strict=True)):
+            prediction["id"] = f"{request_id}:{row}" if given is None else given
     if batch.reasons is not None:
         for prediction, reasons in zip(predictions, batch.reasons, strict=True):
             prediction |= {"base_value": batch.base_value, "reasons": reasons}

@@ -107,7 +107,7 @@ TransactionId = Annotated[str, Strict(), Field(min_length=1, max_length=64, patt
 ID_FIELD = Field(
     default=None,
     description="Your id for this transaction (1 to 64 printable ASCII characters, no spaces), "
-    "echoed in the answer. Without it the answer's id is `<request_id>:0`.",
+    "echoed in the answer. Without it the transaction's key is `<request_id>:0`.",
 )
 
 # {"Time": .., "V1": .., .., "Amount": ..}: every feature required, nothing else allowed.
