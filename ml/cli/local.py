@@ -9,19 +9,10 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ml.cli.options import (
-    existing_store,
-)
-from ml.cli.output import (
-    EXIT_ERROR,
-    say,
-)
-
-if TYPE_CHECKING:
-    pass
 from ml.choices import EVAL_DATA, TRAIN_DATA
+from ml.cli.options import existing_store
+from ml.cli.output import EXIT_ERROR, say
 from ml.cli.serving import add_serving_options, cmd_serve
 
 

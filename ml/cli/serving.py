@@ -8,16 +8,12 @@ import json
 import os
 import socket
 import sys
-from typing import TYPE_CHECKING
 
 from ml.cli.output import (
     EXIT_ERROR,
     EXIT_USAGE,
     say,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
