@@ -25,6 +25,11 @@ from ml.runtime.kinds.treeshap import TreeShap
 
 MAX_DEPTH = 64  # a deeper walk is refused: the work per row is bounded by depth
 MAX_NODES = 5_000_000
+# Rows walked together. Each step holds rows x trees node indices: 100,000 rows of the make run
+# model (120 trees) built 96 MB of them per step, and scored at 178k rows/s against 339k in
+# chunks of 1,024 (256: 315k, 4,096: 333k, 8,192: 299k; raw log-odds, one thread, 2 vCPU).
+# A row's arithmetic does not depend on its chunk: the results are bit-identical.
+WALK_CHUNK_ROWS = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,8 +50,16 @@ class TreeEnsemble:
     cover: np.ndarray | None = None
 
     def raw(self, features: np.ndarray) -> np.ndarray:
-        """Log-odds for rows of model inputs."""
+        """Log-odds for rows of model inputs, walked `WALK_CHUNK_ROWS` rows at a time."""
         X = np.ascontiguousarray(features, dtype=np.float64)
+        if X.shape[0] <= WALK_CHUNK_ROWS:
+            return self._walk(X)
+        raw = np.empty(X.shape[0], dtype=np.float64)
+        for start in range(0, X.shape[0], WALK_CHUNK_ROWS):
+            raw[start : start + WALK_CHUNK_ROWS] = self._walk(X[start : start + WALK_CHUNK_ROWS])
+        return raw
+
+    def _walk(self, X: np.ndarray) -> np.ndarray:
         n, width = X.shape
         flat = X.ravel()
         row_start = (np.arange(n, dtype=np.intp) * width)[:, None]

@@ -131,3 +131,18 @@ def test_every_kind_in_the_table_is_named_as_manifests_record_it() -> None:
         "tree_ensemble": "tree_ensemble",
         "linear": "linear",
     }
+
+
+def test_the_tree_walk_in_chunks_is_bit_identical_to_one_walk(
+    bundle_files: dict[str, bytes], small_dataset: Dataset
+) -> None:
+    from ml.runtime.kinds.tree_ensemble import WALK_CHUNK_ROWS, TreeEnsemble
+
+    bundle = load_bundle(bundle_files)
+    assert isinstance(bundle.model, TreeEnsemble)
+    rows = np.resize(small_dataset.X, (2 * WALK_CHUNK_ROWS + 7, small_dataset.X.shape[1]))
+    rows[::5, 3] = np.nan  # missing values take their own branch in each chunk too
+    inputs = bundle.preprocessor.transform(rows)
+    chunked = bundle.model.raw(inputs)
+    whole = bundle.model._walk(np.ascontiguousarray(inputs))
+    assert chunked.tobytes() == whole.tobytes()
