@@ -146,3 +146,15 @@ def test_the_tree_walk_in_chunks_is_bit_identical_to_one_walk(
     chunked = bundle.model.raw(inputs)
     whole = bundle.model._walk(np.ascontiguousarray(inputs))
     assert chunked.tobytes() == whole.tobytes()
+
+
+def test_one_row_walks_bit_identical_to_the_same_row_in_a_batch(
+    bundle_files: dict[str, bytes], small_dataset: Dataset
+) -> None:
+    bundle = load_bundle(bundle_files)
+    rows = small_dataset.X[:200].copy()
+    rows[::3, 5] = np.nan
+    inputs = np.ascontiguousarray(bundle.preprocessor.transform(rows))
+    together = bundle.model.raw(inputs)
+    one_by_one = np.concatenate([bundle.model.raw(inputs[i : i + 1]) for i in range(200)])
+    assert one_by_one.tobytes() == together.tobytes()
