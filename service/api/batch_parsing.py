@@ -68,10 +68,9 @@ def parse_batch(raw: bytes, check_rows: Callable[[int], None]) -> ParsedBatch:
     rows or one to refuse, is shape-checked and validated by pydantic. simdjson parses the
     body once for both (a large body that missed the fast path was parsed twice: ~1 ms/MB)."""
     document = _parse_any(raw)
-    if isinstance(document, simdjson.Object):
-        parsed = _row_arrays(document, raw)
-        if parsed is not None:
-            return parsed
+    parsed = parse_row_arrays(raw, document)
+    if parsed is not None:
+        return parsed
     if len(raw) > SHAPE_FREE_BYTES:
         _check_document_shape(document, check_rows)
     body = validated(raw, BatchRequest, FIRST_BAD_ROW)
@@ -85,18 +84,13 @@ def parse_batch(raw: bytes, check_rows: Callable[[int], None]) -> ParsedBatch:
     )
 
 
-def parse_row_arrays(raw: bytes) -> ParsedBatch | None:
-    """The batch in `raw` if its rows are all arrays of 30 finite numbers; None otherwise."""
-    try:
-        document = simdjson.Parser().parse(raw)  # its own parser: nothing kept between bodies
-    except SIMDJSON_ERRORS:
-        return None  # not JSON (or numbers simdjson refuses): pydantic says why
+def parse_row_arrays(raw: bytes, document: object = None) -> ParsedBatch | None:
+    """The batch in `raw` if its rows are all arrays of 30 finite numbers; None otherwise.
+    `document` is `raw` already parsed, if it was."""
+    if document is None:
+        document = _parse_any(raw)
     if not isinstance(document, simdjson.Object):
-        return None
-    return _row_arrays(document, raw)
-
-
-def _row_arrays(document: simdjson.Object, raw: bytes) -> ParsedBatch | None:
+        return None  # not JSON, or numbers simdjson refuses: pydantic says why
     if len(document) > len(OPTION_KEYS) + 1:
         return None
     keys = list(document.keys())
