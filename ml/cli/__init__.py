@@ -34,7 +34,7 @@ def build_parser(settings: TrainingSettings | None = None) -> argparse.ArgumentP
     promotion.add_parsers(commands, settings)
     inspection.add_parsers(commands, settings)
     jobs.add_parsers(commands, settings)
-    local.add_parser(commands)
+    local.add_parser(commands, settings)
     serving.add_parser(commands)
     trust.add_parsers(commands, settings)
     _explain_each_command(commands)

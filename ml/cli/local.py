@@ -9,30 +9,38 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml.choices import EVAL_DATA, TRAIN_DATA
 from ml.cli.options import existing_store
 from ml.cli.output import EXIT_ERROR, say
 from ml.cli.serving import add_serving_options, cmd_serve
 
+if TYPE_CHECKING:
+    from ml.settings import TrainingSettings
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def add_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], settings: TrainingSettings
+) -> None:
+    # Under the directory the other commands default to after a run (FRAUD_LOCAL_DIR).
+    here = settings.local_dir
     local = commands.add_parser(
         "run-local",
         help="train and promote into a local store if it has no production model, then serve",
     )
-    local.add_argument("--store", default=".local/store", help="the local store")
+    local.add_argument("--store", default=str(here / "store"), help="the local store")
     local.add_argument("--data", type=Path, default=Path(TRAIN_DATA), help="training CSV")
     local.add_argument(
         "--eval-data", type=Path, default=Path(EVAL_DATA), help="evaluation CSV for promotion"
     )
     local.add_argument(
-        "--work-dir", type=Path, default=Path(".local/work"), help="candidate bundles go here"
+        "--work-dir", type=Path, default=here / "work", help="candidate bundles go here"
     )
     local.add_argument(
         "--keys-dir",
         type=Path,
-        default=Path(".local/keys"),
+        default=here / "keys",
         help="the signing key pair, made on first use: promotions sign, the service trusts it",
     )
     add_serving_options(local)
