@@ -25,6 +25,7 @@ from service.api.routes import router, scoring_router
 from service.api.state import ServiceState
 from service.model.coordination import PeerChannel
 from service.model.dataplane import DataPlane
+from service.model.decision_log import DecisionLog
 from service.model.registry import ModelRegistry
 from service.observe.logging import FLUSH_INTERVAL_S, configure_logging, flush_logs, get_logger
 from service.observe.metrics import Metrics
@@ -69,11 +70,23 @@ def create_app(
         retry_initial_s=settings.startup_retry_initial_s,
         retry_max_s=settings.startup_retry_max_s,
     )
+    decisions = None
+    if settings.capture:
+        if settings.capture_spool_dir is None:
+            raise ValueError("FRAUD_CAPTURE needs FRAUD_CAPTURE_SPOOL_DIR (Gunicorn sets it)")
+        decisions = DecisionLog(
+            settings.capture_spool_dir,
+            metrics,
+            sample_rate=settings.capture_sample_rate,
+            # Eight files at least fit in the spool, so a full one drops in small steps.
+            max_file_bytes=min(8 * 1024 * 1024, settings.capture_spool_max_bytes // 8),
+        )
     plane = DataPlane(
         registry,
         metrics,
         max_batch_rows=settings.max_batch_rows,
         drift_window_s=settings.drift_window_s,
+        decisions=decisions,
     )
 
     @asynccontextmanager
@@ -87,10 +100,14 @@ def create_app(
         gc.collect()
         gc.freeze()
         release_free_memory()
-        flusher = asyncio.create_task(_housekeeping(plane), name="housekeeping")
+        flusher = asyncio.create_task(
+            _housekeeping(plane, settings.capture_rotate_s), name="housekeeping"
+        )
         try:
             yield
         finally:
+            if decisions is not None:  # every answered row is in the spool: hand it over
+                decisions.close()
             await registry.stop()
             log.info("stopped")
             flusher.cancel()
@@ -133,15 +150,18 @@ def create_app(
 TRIM_EVERY_FLUSHES = 50
 
 
-async def _housekeeping(plane: DataPlane) -> None:
-    """Every 0.2 s: buffered log lines out, live rows into the drift bins; freed heap back to
-    the OS every ~10 s, or at once after a large batch (the worker that served batches stayed
-    1-5 MB above 100 MB until the next periodic trim)."""
+async def _housekeeping(plane: DataPlane, capture_rotate_s: float) -> None:
+    """Every 0.2 s: buffered log lines out, live rows into the drift bins, a spool file old
+    enough to the shipper; freed heap back to the OS every ~10 s, or at once after a large
+    batch (the worker that served batches stayed 1-5 MB above 100 MB until the next periodic
+    trim)."""
     flushes = 0
     while True:
         await asyncio.sleep(FLUSH_INTERVAL_S)
         flush_logs()
         plane.drift.flush(plane.serving())
+        if plane.decisions is not None:
+            plane.decisions.rotate_if_older(capture_rotate_s)
         flushes += 1
         if plane.heap_grew or flushes % TRIM_EVERY_FLUSHES == 0:
             plane.heap_grew = False

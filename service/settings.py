@@ -133,6 +133,35 @@ class Settings(BaseSettings):
     """On SIGTERM, how long in-flight requests may take to finish (ECS waits 30 s). Gunicorn's
     graceful timeout and each Uvicorn worker's shutdown timeout both come from it."""
 
+    capture: bool = False
+    """Record every scored row in the decision log (captures/ in the store, as Parquet): on in
+    docker compose, ECS and `make run`; off elsewhere unless set."""
+
+    capture_sample_rate: float = Field(default=1.0, gt=0.0, le=1.0)
+    """The share of scored rows recorded, drawn at random row by row."""
+
+    capture_store_uri: str | None = None
+    """Where captured rows go; FRAUD_STORE_URI when unset."""
+
+    capture_spool_dir: Path | None = None
+    """The local directory where workers append rows for the shipper. Set by the Gunicorn
+    config to the runtime directory's `capture-spool` when unset."""
+
+    capture_spool_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
+    """How much the spool may hold while the store is down (~1 million rows at 512 MB: 541
+    bytes each); past it the oldest files are dropped and counted."""
+
+    capture_rotate_s: float = Field(default=5.0, gt=0.0, le=3600.0)
+    """How long a worker appends to one spool file before handing it to the shipper: rows
+    reach the store within about this long, plus a second."""
+
+    capture_task_id: str | None = Field(default=None, max_length=64)
+    """This task's name in captured files' keys; the host name when unset."""
+
+    capture_drain_timeout_s: float = Field(default=5.0, ge=0.0, le=60.0)
+    """At exit, after the workers stop, how long the shipper may take to ship what is left
+    (ECS stops the task 30 s after SIGTERM: graceful timeout + this must stay below it)."""
+
     @field_validator("trusted_keys", mode="before")
     @classmethod
     def _parse_trusted_keys(cls, value: object) -> object:

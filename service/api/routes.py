@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -20,6 +21,7 @@ from service.api.openapi import PREDICT_SCHEME, SCORING_ERRORS, documented_body,
 from service.api.schemas import BatchRequest, PredictRequest
 from service.api.state import service_state
 from service.errors import NotReady
+from service.model.decision_log import Origin
 from service.model.registry import ReloadOutcome
 
 router = APIRouter()
@@ -39,9 +41,10 @@ def json_response(payload: Any, status_code: int = 200) -> Response:
 # the documented contract identical.
 
 
-async def _body(request: Request) -> bytes:
-    service_state(request).keys.check(header(request.scope, HEADER_KEY), Scope.PREDICT)
-    return await request.body()
+async def _body(request: Request) -> tuple[bytes, str]:
+    """The body, and the id of the API key that sent it (what the decision log records)."""
+    key_id = service_state(request).keys.check(header(request.scope, HEADER_KEY), Scope.PREDICT)
+    return await request.body(), key_id
 
 
 @scoring_router.post(
@@ -51,15 +54,18 @@ async def _body(request: Request) -> bytes:
     openapi_extra=documented_body(PredictRequest, PREDICT_SCHEME),
 )
 async def predict(request: Request) -> Response:
+    received_at = time.time()
     plane = service_state(request).dataplane
-    raw = await _body(request)
+    raw, key_id = await _body(request)
     check_shape(raw, plane.check_batch_size)
     body = validated(raw, PredictRequest)
     features = body.features if body.features is not None else body.transaction
-    prediction = await plane.predict(feature_row(features), body.threshold, body.explain)
+    request_id = request_id_of(request.scope) or ""
+    origin = Origin(request_id, key_id, received_at, None if body.id is None else [body.id])
+    prediction = await plane.predict(feature_row(features), body.threshold, body.explain, origin)
     request_state(request.scope)["model_version"] = prediction.model_version
     answer: dict[str, Any] = {
-        "request_id": request_id_of(request.scope),
+        "request_id": request_id,
         "model_version": prediction.model_version,
         "fraud_probability": prediction.fraud_probability,
         "is_fraud": prediction.is_fraud,
@@ -79,11 +85,14 @@ async def predict(request: Request) -> Response:
     openapi_extra=documented_body(BatchRequest, PREDICT_SCHEME),
 )
 async def predict_batch(request: Request) -> Response:
+    received_at = time.time()
     plane = service_state(request).dataplane
-    parsed = parse_batch(await _body(request), plane.check_batch_size)
-    batch = await plane.predict_batch(parsed.rows, parsed.threshold, parsed.explain)
+    raw, key_id = await _body(request)
+    parsed = parse_batch(raw, plane.check_batch_size)
+    request_id = request_id_of(request.scope) or ""
+    origin = Origin(request_id, key_id, received_at, parsed.ids)
+    batch = await plane.predict_batch(parsed.rows, parsed.threshold, parsed.explain, origin)
     request_state(request.scope)["model_version"] = batch.model_version
-    request_id = request_id_of(request.scope)
     predictions: list[dict[str, Any]] = [
         {"fraud_probability": p, "is_fraud": d}
         for p, d in zip(batch.fraud_probabilities, batch.is_fraud, strict=True)

@@ -18,6 +18,7 @@ from ml.runtime.drift import MIN_LIVE_ROWS, PSI_DRIFT, PSI_WATCH
 from ml.runtime.history import read_history
 from service.errors import InvalidInput, TooLarge, UnsupportedByModel
 from service.model.batching import MicroBatcher, score_batch
+from service.model.decision_log import DecisionLog, Origin
 from service.model.drift import DriftMonitor
 from service.model.reasons import top_reasons
 from service.model.registry import ModelRegistry, ReloadOutcome
@@ -64,8 +65,10 @@ class DataPlane:
         *,
         max_batch_rows: int,
         drift_window_s: float = 3600.0,
+        decisions: DecisionLog | None = None,
     ) -> None:
         self.registry = registry
+        self.decisions = decisions  # None: capture is off
         self._metrics = metrics
         self.max_batch_rows = max_batch_rows
         self.drift = DriftMonitor(metrics, drift_window_s)
@@ -81,10 +84,15 @@ class DataPlane:
         self.drift.record(bundle, rows, probabilities)
 
     async def predict(
-        self, row: list[float], threshold: float | None = None, explain: int = 0
+        self,
+        row: list[float],
+        threshold: float | None = None,
+        explain: int = 0,
+        origin: Origin | None = None,
     ) -> Prediction:
         """One row of raw features, scored together with whatever else is waiting; or, asked
-        for its `explain` top reasons, scored and explained on its own."""
+        for its `explain` top reasons, scored and explained on its own. With an `origin`, the
+        decision is logged before this returns."""
         explained = None
         if explain:
             rows = np.array([row], dtype=np.float64)
@@ -96,6 +104,8 @@ class DataPlane:
         cut = bundle.threshold if threshold is None else threshold
         is_fraud = probability >= cut
         self._metrics.count_prediction(probability, is_fraud)
+        if self.decisions is not None and origin is not None:
+            self.decisions.record_one(origin, bundle.version, row, probability, cut, is_fraud)
         if explained is None:
             return Prediction(bundle.version, probability, is_fraud, cut)
         reasons = top_reasons(rows, explained, explain)[0]
@@ -130,10 +140,14 @@ class DataPlane:
             )
 
     async def predict_batch(
-        self, matrix: np.ndarray, threshold: float | None = None, explain: int = 0
+        self,
+        matrix: np.ndarray,
+        threshold: float | None = None,
+        explain: int = 0,
+        origin: Origin | None = None,
     ) -> BatchPredictions:
         """Many rows (float64, one per row) with one bundle, even if a reload swaps it
-        meanwhile; with `explain`, each row's top reasons too."""
+        meanwhile; with `explain`, each row's top reasons too; logged as `predict` is."""
         self.check_batch_size(matrix.shape[0])
         if matrix.shape[0] >= LARGE_BATCH_ROWS:
             self.heap_grew = True
@@ -148,6 +162,8 @@ class DataPlane:
         flags = probabilities >= cut
         self._metrics.count_predictions(probabilities, flags)
         self.drift.record(bundle, matrix, probabilities)
+        if self.decisions is not None and origin is not None:
+            self.decisions.record_many(origin, bundle.version, matrix, probabilities, cut, flags)
         return BatchPredictions(
             bundle.version,
             cut,

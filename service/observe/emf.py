@@ -37,7 +37,12 @@ COUNTS = {  # EMF metric -> (Prometheus family, label filter)
     "ReloadFailures": ("fraud_model_reloads", {"result": "failure"}),
     "ModelRefusals": ("fraud_model_refusals", {}),
     "Predictions": ("fraud_predictions", {}),
+    # The decision log (service/server/shipper.py): an alarm watches DroppedRows.
+    "CapturedRows": ("fraud_capture_captured_rows", {}),
+    "ShippedRows": ("fraud_capture_shipped_rows", {}),
+    "DroppedRows": ("fraud_capture_dropped_rows", {}),
 }
+LEVELS = {"SpooledRows": "fraud_capture_spooled_rows"}  # gauges: the level now, not a delta
 
 
 def _totals(families: Iterable[Metric]) -> tuple[dict[str, float], list[Metric]]:
@@ -69,6 +74,10 @@ class EmfReporter:
             previous = self._last.get(name, 0.0)
             values[name] = total - previous if total >= previous else total  # restarted
         self._last = totals
+        for name, family_name in LEVELS.items():
+            samples = [s for f in families if f.name == family_name for s in f.samples]
+            if samples:
+                values[name] = sum(sample.value for sample in samples)
         properties: dict[str, Any] = {}
         status = drift_status(families)
         if status is not None:

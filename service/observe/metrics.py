@@ -24,6 +24,7 @@ from prometheus_client.core import Metric
 
 from ml.runtime.drift import BINS, TRACKED, DriftReference
 from ml.runtime.manifest import REFUSAL_REASONS
+from service.observe.capture_metrics import CaptureMetrics
 from service.observe.multiprocess import (
     DriftCollector,
     DriftStatus,
@@ -124,6 +125,7 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=registry,
         )
+        self.capture = CaptureMetrics(registry)
         if registry is not None:  # in multiprocess mode `multiprocess_registry` derives these
             registry.register(
                 DriftCollector(

@@ -38,6 +38,9 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_runtime / "prometheus"))
 os.environ.setdefault("FRAUD_COORDINATION_DIR", str(_runtime / "workers"))
 # Not wiped at start: a task restarted during a store outage can still serve what it verified.
 os.environ.setdefault("FRAUD_BUNDLE_CACHE_DIR", str(_runtime / "bundle-cache"))
+# Not wiped either: rows a previous run left unshipped are shipped by this one.
+os.environ.setdefault("FRAUD_CAPTURE_SPOOL_DIR", str(_runtime / "capture-spool"))
+_capture_spool = Path(os.environ["FRAUD_CAPTURE_SPOOL_DIR"])
 
 bind = settings.bind
 workers = settings.workers
@@ -80,6 +83,21 @@ def on_starting(server: Any) -> None:
         from service.observe.emf import start_emf_thread
 
         server.fraud_emf = start_emf_thread(settings.emf_service, settings.emf_interval_s)
+    if settings.capture:
+        _start_shipper(server)
+
+
+def _start_shipper(server: Any) -> None:
+    """The decision log's shipper (service.server.shipper), after readying the spool files a
+    previous run left open: no worker runs yet, so every open file is an orphan."""
+    from prometheus_client import multiprocess
+
+    from service.model.decision_log import ready_orphans
+    from service.server.shipper_process import ShipperProcess
+
+    ready_orphans(_capture_spool)
+    server.fraud_shipper = ShipperProcess(on_exit=multiprocess.mark_process_dead)
+    server.fraud_shipper.start()
 
 
 def pre_fork(server: Any, worker: Any) -> None:
@@ -107,21 +125,30 @@ def post_fork(server: Any, worker: Any) -> None:
     metrics_server = getattr(server, "fraud_metrics", None)
     if metrics_server is not None:
         metrics_server.forget_in_child()
+    shipper = getattr(server, "fraud_shipper", None)
+    if shipper is not None:
+        shipper.forget_in_child()
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """Master, when a worker exits: its metrics stop counting as live, and no reload waits
-    for it."""
+    """Master, when a worker exits: its metrics stop counting as live, no reload waits for it,
+    and its open spool file goes to the shipper."""
     from prometheus_client import multiprocess
 
     from service.model.coordination import remove_worker
+    from service.model.decision_log import ready_orphans
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+    ready_orphans(_capture_spool, worker.pid)  # a killed worker's answered rows are shipped
     server.fraud_connection_table.release(worker.fraud_connection_slot)
     remove_worker(Path(os.environ["FRAUD_COORDINATION_DIR"]), worker.pid)
 
 
 def on_exit(server: Any) -> None:
-    """Master, at exit: a runtime folder made here (no FRAUD_RUNTIME_DIR) is not left behind."""
+    """Master, at exit, every worker stopped: the shipper ships the last captured rows; then
+    a runtime folder made here (no FRAUD_RUNTIME_DIR) is not left behind."""
+    shipper = getattr(server, "fraud_shipper", None)
+    if shipper is not None:
+        shipper.stop(settings.capture_drain_timeout_s + 5.0)  # + its own start-up, bounded
     if _runtime_is_ours:
         shutil.rmtree(_runtime, ignore_errors=True)
