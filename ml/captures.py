@@ -7,14 +7,12 @@ window asked for are skipped by their key (`date=YYYY-MM-DD`), never downloaded.
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ml.runtime.capture_files import CAPTURES_PREFIX, capture_schema
+from ml.runtime.capture_files import CAPTURES_PREFIX, capture_schema, read_parquet
 from ml.runtime.store import ArtifactReader
 
 _DATE = re.compile(r"date=(\d{4}-\d{2}-\d{2})/")
@@ -38,7 +36,7 @@ def read_captures(store: ArtifactReader, since: datetime | None = None) -> pa.Ta
     tables = []
     for key in capture_keys(store, None if since is None else since.date()):
         try:
-            table = pq.read_table(io.BytesIO(store.get(key)))
+            table = read_parquet(store.get(key))
             tables.append(table.select(schema.names).cast(schema))
         except (pa.ArrowException, KeyError) as exc:
             problem = f"{store.uri}/{key} is not a captured-rows file: {exc}"

@@ -17,10 +17,14 @@ from typing import Any
 
 import pytest
 
+from ml.choices import DEFAULT_PREVALENCE
+from ml.data import load_dataset
+from ml.promote import evaluate_bundle
+from ml.runtime.bundle import load_bundle
 from ml.runtime.local_store import LocalStore
 from ml.testing.bundles import promote_files
 from ml.testing.keys import ADMIN_KEY, API_KEY
-from ml.testing.processes import REPO
+from ml.testing.processes import EVAL_DATA, REPO
 from ml.testing.server import ServiceProcess, serving
 
 pytestmark = pytest.mark.slow
@@ -94,6 +98,8 @@ def served(checkout: Path, tmp_path: Path) -> Iterator[ServiceProcess]:
         "FRAUD_API_KEYS": API_KEY,
         "FRAUD_ADMIN_API_KEYS": ADMIN_KEY,
         "FRAUD_MODEL_POLL_INTERVAL_S": "0",
+        "FRAUD_CAPTURE": "1",  # as make run has it
+        "FRAUD_CAPTURE_ROTATE_S": "0.5",
     }
     with serving(tmp_path, env) as server:
         yield server
@@ -141,7 +147,7 @@ TRAINING_EXITS = {"promote": {0, 3}, "retrain": {0, 3}}
 
 
 def test_the_training_block_runs_as_pasted_in_order(checkout: Path) -> None:
-    (block,) = readme_blocks("sh", ".venv-run/bin/fraudctl")
+    (block,) = readme_blocks("sh", ".venv-run/bin/fraudctl train")
     steps = commands(block)
     assert [s.split()[1] for s in steps][:3] == ["train", "promote", "promote"]
     for step in steps:
@@ -151,3 +157,24 @@ def test_the_training_block_runs_as_pasted_in_order(checkout: Path) -> None:
     log = LocalStore(checkout / ".local" / "store").list_keys("history/")
     actions = sorted(key.split("-")[1] for key in log)
     assert {"force", "rollback"} <= set(actions)  # force-promote, then back
+
+
+def test_the_live_quality_walkthrough_runs_and_agrees_with_the_offline_f1(
+    checkout: Path, served: ServiceProcess, strong_files: dict[str, bytes]
+) -> None:
+    (block,) = readme_blocks("sh", "fraudctl replay")
+    for step in commands(block):
+        run = as_newcomer(["bash", "-c", here(step, served)], checkout, 120)
+        assert run.returncode == 0, (step, run.stderr[-2000:])
+    assert "F1 [95 %]" in run.stdout
+    live = as_newcomer(
+        [str(checkout / ".venv-run/bin/fraudctl"), "evaluate", "--live", "--json"], checkout, 120
+    )
+    assert live.returncode == 0, live.stderr
+    (version,) = json.loads(live.stdout)["versions"]
+    bundle = load_bundle(strong_files)
+    offline = evaluate_bundle(bundle, load_dataset(EVAL_DATA), DEFAULT_PREVALENCE).metrics
+    assert version["model_version"] == bundle.version
+    assert version["labelled_share"] == 1.0
+    assert version["f1"] == pytest.approx(offline["sample_f1"], abs=1e-12)
+    assert (checkout / "reports" / "live-quality.png").read_bytes()[:4] == b"\x89PNG"

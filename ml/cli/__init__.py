@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ml.cli import inspection, jobs, local, promotion, serving, training, trust
+from ml.cli import inspection, jobs, live, local, promotion, serving, training, trust
 from ml.cli.output import EXIT_ERROR, EXIT_USAGE, say
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ def build_parser(settings: TrainingSettings | None = None) -> argparse.ArgumentP
     training.add_parser(commands, settings)
     promotion.add_parsers(commands, settings)
     inspection.add_parsers(commands, settings)
+    live.add_parsers(commands, settings)
     jobs.add_parsers(commands, settings)
     local.add_parser(commands, settings)
     serving.add_parser(commands)

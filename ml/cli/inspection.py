@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ml.cli.live import add_live_options, cmd_evaluate_live
 from ml.cli.options import add_gate, add_store, existing_store
-from ml.cli.output import EXIT_ERROR, EXIT_OK, print_json, say, table
+from ml.cli.output import EXIT_ERROR, EXIT_OK, EXIT_USAGE, print_json, say, table
 
 if TYPE_CHECKING:
     from ml.settings import TrainingSettings
@@ -21,7 +22,9 @@ def add_parsers(
     history.add_argument("--json", action="store_true", help="print JSON, not a table")
     history.set_defaults(handler=cmd_history)
 
-    evaluate = commands.add_parser("evaluate", help="metrics of a bundle on labelled data")
+    evaluate = commands.add_parser(
+        "evaluate", help="metrics of a bundle on labelled data, or (--live) of the decision log"
+    )
     source = evaluate.add_mutually_exclusive_group(required=settings.store_uri is None)
     source.add_argument("--bundle", type=Path, help="a bundle directory")
     source.add_argument(
@@ -31,9 +34,10 @@ def add_parsers(
         ".local/store)",
     )
     evaluate.add_argument("--version", help="with --store: a version other than production")
-    evaluate.add_argument("--data", type=Path, required=True, help="labelled CSV to evaluate on")
+    evaluate.add_argument("--data", type=Path, help="labelled CSV to evaluate on (not with --live)")
     add_gate(evaluate, settings)
     evaluate.add_argument("--json", action="store_true", help="print JSON, not a summary")
+    add_live_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
 
@@ -88,6 +92,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.live:
+        return cmd_evaluate_live(args)
+    if args.data is None:
+        say("fraudctl evaluate: pass --data (labelled rows), or --live for the decision log")
+        return EXIT_USAGE
     from ml.data import load_dataset
     from ml.evaluate import REPORTED_METRICS
     from ml.promote import check_overlap, evaluate_bundle

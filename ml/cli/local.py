@@ -44,7 +44,7 @@ def add_parser(
         help="the signing key pair, made on first use: promotions sign, the service trusts it",
     )
     add_serving_options(local)
-    local.set_defaults(handler=cmd_run_local)
+    local.set_defaults(handler=cmd_run_local, local_dir=here)
 
 
 def cmd_run_local(args: argparse.Namespace) -> int:
@@ -73,6 +73,11 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     use_local_api_keys(args.keys_dir / "api-keys.json")
     os.environ.setdefault("FRAUD_MODEL_POLL_INTERVAL_S", "5")
     os.environ.setdefault("FRAUD_LOG_FORMAT", "console")
+    # The decision log, as in compose and ECS: rows reach the store's captures/ within ~2 s,
+    # and a spool left by an interrupted run is shipped by the next.
+    os.environ.setdefault("FRAUD_CAPTURE", "1")
+    os.environ.setdefault("FRAUD_CAPTURE_ROTATE_S", "1")
+    os.environ.setdefault("FRAUD_CAPTURE_SPOOL_DIR", str(args.local_dir / "capture-spool"))
     return cmd_serve(args)
 
 

@@ -146,3 +146,36 @@ class ErrorBody(BaseModel):
 
     error: ErrorInfo
     request_id: str | None
+
+
+class LiveQualityVersion(BaseModel):
+    model_version: str
+    rows_scored: int
+    labelled: int
+    frauds: int
+    labelled_share: float | None
+    prevalence_observed: float | None
+    label_delay_hours_p50: float | None
+    label_delay_hours_p90: float | None
+    precision: float | None = Field(description="Of the flagged labelled rows, the frauds.")
+    recall: float | None
+    f1: float | None = Field(description="At the prevalence observed; null with too few labels.")
+    f1_interval_95: list[float] | None
+    pr_auc: float | None
+    f1_at_prevalence: float | None = Field(description="F1 reweighted to `prevalence`.")
+    note: str = Field(description="What the figures mean, e.g. too few labels for a metric.")
+
+
+class LiveQualityReport(BaseModel):
+    generated_at: str
+    prevalence: float
+    versions: list[LiveQualityVersion]
+
+
+class LiveQuality(BaseModel):
+    status: Literal["ready", "none", "unreadable"] = Field(
+        description="ready: a report; none: `fraudctl evaluate --live` has not run yet; "
+        "unreadable: the newest summary in the store is not one (`problem` says why)."
+    )
+    report: LiveQualityReport | None
+    problem: str | None

@@ -10,7 +10,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.api.answers import BatchResponse, DriftReport, PredictResponse, PromotionHistory
+from service.api.answers import (
+    BatchResponse,
+    DriftReport,
+    LiveQuality,
+    PredictResponse,
+    PromotionHistory,
+)
 from service.api.auth import HEADER, Scope
 from service.api.batch_parsing import check_shape, feature_row, parse_batch, validated
 from service.api.context import header, request_id_of, request_state
@@ -130,6 +136,18 @@ async def model_history(plane: DataPlaneDep) -> Response:
 
 
 @router.get(
+    "/model/live-quality",
+    response_model=LiveQuality,
+    dependencies=[PredictKey],
+    responses=error_responses(401, 403, 502, 503),
+)
+async def live_quality(plane: DataPlaneDep) -> Response:
+    """How the served models did on labelled live traffic: the newest summary `fraudctl
+    evaluate --live` wrote (the decision log joined with imported labels)."""
+    return json_response(await plane.live_quality())
+
+
+@router.get(
     "/drift",
     response_model=DriftReport,
     dependencies=[PredictKey],
@@ -166,6 +184,7 @@ async def index() -> Response:
                 "POST /predict/batch": "many transactions (X-API-Key)",
                 "GET /model": "the live model card (X-API-Key)",
                 "GET /model/history": "the latest promotions and rollbacks (X-API-Key)",
+                "GET /model/live-quality": "live precision, recall, F1 from labels (X-API-Key)",
                 "GET /ui/": "the console: score, reasons, model card, drift",
                 "GET /drift": "input and score drift (PSI) of the live model (X-API-Key)",
                 "POST /reload": "follow production.json now (admin X-API-Key)",

@@ -16,6 +16,7 @@ import numpy as np
 from ml.runtime.bundle import Explanation, ExplanationUnavailable, ModelBundle
 from ml.runtime.drift import MIN_LIVE_ROWS, PSI_DRIFT, PSI_WATCH
 from ml.runtime.history import read_history
+from ml.runtime.live_summary import UnreadableSummary, read_latest_summary
 from service.errors import InvalidInput, TooLarge, UnsupportedByModel
 from service.model.batching import MicroBatcher, score_batch
 from service.model.decision_log import DecisionLog, Origin
@@ -209,6 +210,21 @@ class DataPlane:
     def _read_history(self, limit: int) -> dict[str, Any]:
         log = read_history(self.registry.store, limit)
         return {"entries": [asdict(entry) for entry in log.entries], "unreadable": log.unreadable}
+
+    async def live_quality(self) -> dict[str, Any]:
+        """The newest summary `fraudctl evaluate --live` wrote to the store (the service reads
+        it; it never joins the decision log with labels itself)."""
+        return await asyncio.to_thread(self._read_live_quality)
+
+    def _read_live_quality(self) -> dict[str, Any]:
+        try:
+            summary = read_latest_summary(self.registry.store)
+        except UnreadableSummary as exc:  # anyone who can write the bucket can write one
+            return {"status": "unreadable", "report": None, "problem": str(exc)}
+        if summary is None:
+            problem = "no live-quality report yet: run `fraudctl evaluate --live` after labels"
+            return {"status": "none", "report": None, "problem": problem}
+        return {"status": "ready", "report": summary, "problem": None}
 
     def model_card(self) -> dict[str, Any]:
         bundle = self.registry.require_bundle()

@@ -148,6 +148,46 @@ async function loadModel() {
   }
 }
 
+// --- live quality -------------------------------------------------------------------------
+
+async function loadLive() {
+  $("live-error").textContent = "";
+  try {
+    const live = await call("GET", "/model/live-quality");
+    const rows = $("live-table").tBodies[0];
+    rows.replaceChildren();
+    if (live.status !== "ready") {
+      $("live-summary").textContent = live.problem;
+      return;
+    }
+    const report = live.report;
+    $("live-summary").textContent = `From \`fraudctl evaluate --live\` at ${report.generated_at}: ` +
+      "the decision log joined with imported labels, at the prevalence observed.";
+    for (const v of report.versions) {
+      const tr = el("tr");
+      const interval = v.f1_interval_95 ? ` [${fixed(v.f1_interval_95[0], 3)}, ` +
+        `${fixed(v.f1_interval_95[1], 3)}]` : "";
+      const delay = v.label_delay_hours_p90 === null ? "-" : `${fixed(v.label_delay_hours_p90, 1)} h`;
+      for (const value of [v.model_version, String(v.rows_scored),
+        `${v.labelled} (${fixed((v.labelled_share || 0) * 100, 0)} %)`, delay,
+        fixed(v.precision, 4), fixed(v.recall, 4), fixed(v.f1, 4) + interval, fixed(v.pr_auc, 4)]) {
+        tr.append(el("td", "", value));
+      }
+      if (v.note) tr.title = v.note;
+      rows.append(tr);
+      if (v.note) {
+        const note = el("tr");
+        const cell = el("td", "muted", v.note);
+        cell.colSpan = 8;
+        note.append(cell);
+        rows.append(note);
+      }
+    }
+  } catch (error) {
+    $("live-error").textContent = error.message;
+  }
+}
+
 // --- drift --------------------------------------------------------------------------------
 
 async function loadDrift() {
@@ -189,6 +229,7 @@ function showKeyStatus() {
 function refreshAll() {
   if (!apiKey()) return;
   loadModel();
+  loadLive();
   loadDrift();
 }
 
@@ -207,6 +248,7 @@ async function start() {
   $("score-button").addEventListener("click", score);
   $("model-refresh").addEventListener("click", loadModel);
   $("drift-refresh").addEventListener("click", loadDrift);
+  $("live-refresh").addEventListener("click", loadLive);
   examples = await (await fetch("examples.json")).json();
   const select = $("example");
   for (const [name, example] of Object.entries(examples)) {

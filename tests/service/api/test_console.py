@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ml.data import load_dataset
+from ml.live_report import publish
 from ml.runtime.bundle import load_bundle
 from ml.runtime.history import record_history
 from ml.runtime.s3_store import S3Store
@@ -23,6 +24,7 @@ from ml.testing.keys import API_KEY, AUTH
 from ml.testing.processes import EVAL_DATA, REPO
 from ml.testing.server import ServiceProcess, once, server_env, serving
 from tests.support.browser import Browser
+from tests.support.live import live_report
 
 PAGE_BUDGET_BYTES = 100 * 1024
 LIVE_ROWS = 2000
@@ -100,6 +102,7 @@ def console_service(
                 promoted_by="ml-engineer", action="promote",
                 details={"reason": "first model"}),
     )  # fmt: skip
+    publish(s3_store, live_report("2026-12-02T10:00:00+00:00", 0.8182))
     with serving(tmp_path, server_env(s3_store)) as server:
         yield server
 
@@ -139,6 +142,9 @@ def test_a_browser_scores_an_example_and_sees_why(
         browser.wait_for(f"document.getElementById('model-card').textContent.includes('{version}')")
         assert browser.evaluate("document.querySelectorAll('#history tbody tr').length") == 1
         assert "first model" in browser.evaluate("document.getElementById('history').textContent")
+        browser.wait_for("document.querySelectorAll('#live-table tbody tr').length === 1")
+        live = browser.evaluate("document.getElementById('live-table').textContent")
+        assert "0.8182 [0.700, 0.880]" in live
         # Some live traffic for the drift panel: 2,000 evaluation rows from across both days
         # (the file is in time order: its first 2,000 rows are a few hours, which drift).
         eval_rows = load_dataset(EVAL_DATA).X

@@ -17,7 +17,6 @@ import pytest
 from ml.captures import read_captures
 from ml.runtime.local_store import LocalStore
 from ml.runtime.schema import FEATURE_NAMES
-from ml.testing.bundles import promote_files
 from ml.testing.keys import AUTH
 from ml.testing.server import Http, ServiceProcess, metric_sum, server_env
 
@@ -30,14 +29,6 @@ def named(transaction_id: str) -> dict[str, object]:
 
 
 CLIENTS = 16
-
-
-@pytest.fixture
-def local_store(tmp_path: Path, bundle_files: dict[str, bytes]) -> LocalStore:
-    store = LocalStore(tmp_path / "store")
-    store.root.mkdir()
-    promote_files(store, bundle_files)
-    return store
 
 
 def capturing(tmp_path: Path, store: LocalStore, **extra: str) -> ServiceProcess:
