@@ -61,9 +61,29 @@ def render_markdown(results: dict[str, Any]) -> str:
         "| cold start to /health/ready (median of 3) | "
         f"{results['cold_start_s']['ready_median']} s |",
         f"| RSS per worker | {', '.join(f'{x} MB' for x in results['worker_rss_mb'])} |",
+        *_capture_rows(results["capture"], results["rounds"]),
         "",
         f"{results['date']}, {results['machine']['cpus']} x {results['machine']['cpu']}, "
         f"Python {results['machine']['python']}, load generator: {results['load_generator']} "
         f"on the same cores; server: {results['server_environment']}.",
     ]
     return "\n".join(lines)
+
+
+def _capture_rows(capture: dict[str, Any], rounds: int) -> list[str]:
+    cpu = capture["worker_cpu_us_per_request"]
+    sigterm = capture["sigterm"]
+    return [
+        f"| c=32 throughput, capture on / off (median of {rounds} rounds) | "
+        f"{capture['throughput_on_to_off_c32']} "
+        f"({', '.join(str(x) for x in capture['ratios_by_round_c32'])}) |",
+        f"| p99 at c=32, capture on / off | {capture['p99_on_to_off']} "
+        f"({capture['p99_ms']['on']} / {capture['p99_ms']['off']} ms) |",
+        f"| worker CPU per request, capture on / off | {statistics.median(cpu['on']):.1f} / "
+        f"{statistics.median(cpu['off']):.1f} us |",
+        f"| RSS per worker, capture on | "
+        f"{', '.join(f'{x} MB' for x in capture['worker_rss_mb']['on'])} "
+        f"(the shipper: {capture['shipper_rss_mb']} MB) |",
+        f"| SIGTERM after load: rows answered / in the store / lost | {sigterm['answered']:,} / "
+        f"{sigterm['in_store']:,} / {sigterm['lost']} |",
+    ]

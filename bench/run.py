@@ -16,7 +16,8 @@ bench/results/latest.json:
 - explanations: in-process (`bench.explain`: one row with `explain: 5`, p50/p99; 1,000 rows)
   and over HTTP (/predict with explain 5 at c=1, /predict/batch of 1,000 rows with explain 5);
 - drift counting's cost: the same model served with and without its drift reference (two
-  servers, alternating rounds at c=32), and the console page's size.
+  servers, alternating rounds at c=32), and the console page's size;
+- the decision log's cost and SIGTERM count (`bench.capture`).
 
 Bounded in time (about 4 minutes), 127.0.0.1 only; it stops what it started, by PID.
 
@@ -42,6 +43,7 @@ from typing import Any
 import boto3
 import numpy as np
 
+from bench.capture import capture_off_and_on
 from bench.explain import console_bytes, drift_in_process, explain_in_process
 from bench.loadgen import LoadResult, run_load, wrk_available
 from bench.measure import (
@@ -187,6 +189,9 @@ def main() -> None:
             for variant in variants.values():
                 variant.stop()
             variants.clear()
+            capture = capture_off_and_on(
+                tmp, env, store, predict_body, args.rounds, args.seconds, args.serve_python
+            )
 
             # In rounds too: two bench runs in a row, one 5 s run each, read 217k and 156k
             # rows/s for the batch (and 41k and 28k explained): the shared machine, not the code.
@@ -280,6 +285,7 @@ def main() -> None:
             "reload_responses": cycles,
         },
         "worker_rss_mb": rss,
+        "capture": capture.summary(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

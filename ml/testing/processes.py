@@ -37,17 +37,31 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
 
 
-def child_pids(parent: int) -> list[int]:
-    """The processes whose parent is `parent` (a Gunicorn master's workers), from /proc."""
+SHIPPER_MODULE = b"service.server.shipper"
+
+
+def _children(parent: int) -> list[tuple[int, bool]]:
+    """The processes whose parent is `parent`, from /proc, each with whether it is the decision
+    log's shipper (a Gunicorn master starts it beside its workers)."""
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name
+            if int(fields[1]) == parent:
+                shipper = SHIPPER_MODULE in (stat.parent / "cmdline").read_bytes()
+                children.append((int(stat.parent.name), shipper))
         except (OSError, IndexError):
             continue  # gone meanwhile
-        if int(fields[1]) == parent:
-            children.append(int(stat.parent.name))
     return sorted(children)
+
+
+def child_pids(parent: int) -> list[int]:
+    """A Gunicorn master's workers: its children but the shipper."""
+    return [pid for pid, shipper in _children(parent) if not shipper]
+
+
+def shipper_pid(parent: int) -> int | None:
+    return next((pid for pid, shipper in _children(parent) if shipper), None)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -18,6 +18,7 @@ from ml.captures import read_captures
 from ml.runtime.local_store import LocalStore
 from ml.runtime.schema import FEATURE_NAMES
 from ml.testing.keys import AUTH
+from ml.testing.processes import shipper_pid
 from ml.testing.server import Http, ServiceProcess, metric_sum, server_env
 
 pytestmark = pytest.mark.slow
@@ -115,7 +116,7 @@ def test_a_killed_worker_loses_no_answered_row(tmp_path: Path, local_store: Loca
     try:
         with Load(server.port) as load:
             time.sleep(1.0)
-            os.kill(server.worker_pids()[0], signal.SIGKILL)
+            os.kill(server.worker_pids()[0], signal.SIGKILL)  # a worker, never the shipper
             time.sleep(1.5)  # the master readies its spool file; a new worker takes over
         server.terminate()
         assert wait_exit(server) == 0, server.log()
@@ -126,6 +127,21 @@ def test_a_killed_worker_loses_no_answered_row(tmp_path: Path, local_store: Loca
         f"{len(load.answered - set(captured))} answered rows lost"
     )
     assert len(captured) == len(set(captured))
+
+
+def test_a_killed_shipper_is_restarted_and_ships(tmp_path: Path, local_store: LocalStore) -> None:
+    server = capturing(tmp_path, local_store)
+    try:
+        assert server.proc is not None
+        first = shipper_pid(server.proc.pid)
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        sent = send_batches(server.port, 0, 2, 20)
+        wait_for(lambda: len(captured_ids(local_store)) == 40, 30)
+        assert shipper_pid(server.proc.pid) not in (None, first)
+    finally:
+        server.stop()
+    assert sorted(captured_ids(local_store)) == sorted(i for ids in sent for i in ids)
 
 
 def send_batches(port: int, first: int, count: int, rows: int) -> list[list[str]]:
