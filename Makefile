@@ -14,7 +14,7 @@ RUN_WORK ?= .local/work
 # make run PORT=8001 (else FRAUD_BIND, else 127.0.0.1:8000)
 PORT ?=
 
-.PHONY: install run test lint typecheck pytest bench bench-quality bench-train bench-hostile bench-compare images-offline lock clean
+.PHONY: install run test lint typecheck pytest bench bench-quality bench-train bench-live bench-hostile bench-compare images-offline lock clean
 
 install: $(STAMP)
 
@@ -86,6 +86,10 @@ bench-quality: install
 ## bench-train: training time and peak memory at the full dataset's size (284,807 rows).
 bench-train: install
 	$(BIN)/python -m bench.train_scale
+
+## bench-live: `fraudctl evaluate --live` over a decision log of a million captured rows.
+bench-live: install
+	$(BIN)/python -m bench.live_quality
 
 ## bench-hostile: the reliability issue's adversarial cases rerun against a real server: 500s,
 ## wrong-model answers, the innocent client's slowest answer, worker RSS, idle connections let go.

@@ -21,7 +21,7 @@ from service.model.drift import DriftMonitor
 from service.model.reasons import top_reasons
 from service.observe.metrics import Metrics
 
-UI_DIR = Path(__file__).resolve().parent.parent / "service" / "ui"
+UI_DIR = Path(__file__).resolve().parent.parent / "service" / "api" / "ui"
 
 
 def explain_in_process(bundle: ModelBundle, rows: np.ndarray) -> dict[str, Any]:

@@ -126,6 +126,9 @@ def compose_binary() -> str:
     return found
 
 
+EVAL_ROWS = "/app/data/creditcard_eval.csv.gz"  # in the training image
+
+
 def test_the_compose_walkthrough(
     engine: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -261,6 +264,8 @@ def walk(steps: Steps, compose: list[str], env: dict[str, str], api_port: int) -
     )
     assert "report.md" in reports.stdout
 
+    live_quality(steps, compose, env, production)
+
     began = time.monotonic()
     for image in ("fraud-api:local", "fraud-train:local"):
         size = subprocess.run(
@@ -274,6 +279,38 @@ def walk(steps: Steps, compose: list[str], env: dict[str, str], api_port: int) -
 
     steps.run("stop (SIGTERM: the API drains)", [*compose, "stop", "api"], env=env, timeout=120)
     assert inspect(compose, env, "api", "{{.State.ExitCode}}") == "0"
+
+
+def live_quality(steps: Steps, compose: list[str], env: dict[str, str], version: str) -> None:
+    """The README's live-quality steps against compose's S3 store: the live F1 of the replayed
+    rows equals their offline F1."""
+    train = [*compose, "run", "--rm", "train"]
+    steps.run(
+        "run --rm train replay (the evaluation rows as traffic, with ids; Class as labels)",
+        [*train, "replay", EVAL_ROWS, "--url", "http://api:8000", "--store", STORE_URI,
+         "--labels-out", "/reports/eval-labels.csv"],
+        env=env,
+        timeout=300,
+    )  # fmt: skip
+    steps.run(
+        "run --rm train labels import",
+        [*train, "labels", "import", "/reports/eval-labels.csv", "--store", STORE_URI],
+        env=env,
+    )
+    live = steps.run(
+        "run --rm train evaluate --live",
+        [*train, "evaluate", "--live", "--json", "--store", STORE_URI, "--reports-dir", "/reports"],
+        env=env,
+    )
+    measured = {v["model_version"]: v for v in json.loads(live.stdout)["versions"]}
+    offline = steps.run(
+        "run --rm train evaluate --data (the same rows, offline)",
+        [*train, "evaluate", "--data", EVAL_ROWS, "--json", "--store", STORE_URI],
+        env=env,
+    )
+    assert measured[version]["labelled_share"] == 1.0
+    expected = json.loads(offline.stdout)["metrics"]["sample_f1"]
+    assert abs(measured[version]["f1"] - expected) < 1e-12
 
 
 def inspect(compose: list[str], env: dict[str, str], service: str, template: str) -> str:

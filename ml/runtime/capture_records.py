@@ -15,6 +15,7 @@ made when the file is written (`transaction_keys`), not in the request.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -77,7 +78,7 @@ def encode_one(
 def encode_many(
     received_at: float,
     request_id: str,
-    transaction_ids: list[str | None] | None,
+    transaction_ids: Sequence[str | None] | None,
     model_version: str,
     api_key_id: str,
     inputs: np.ndarray,

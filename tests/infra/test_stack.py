@@ -99,7 +99,7 @@ def test_the_service_alarms_watch_what_the_service_emits() -> None:
     (directive,) = document["_aws"]["CloudWatchMetrics"]
     emitted = {m["Name"] for m in directive["Metrics"]} | {"ScorePSI", "MaxInputPSI"}
     resources = template()
-    for name in ("ReloadFailuresAlarm", "ScoreDriftAlarm", "InputDriftAlarm"):
+    for name in ("ReloadFailuresAlarm", "DroppedRowsAlarm", "ScoreDriftAlarm", "InputDriftAlarm"):
         properties = resources[name]["Properties"]
         assert properties["Namespace"] == NAMESPACE
         assert properties["MetricName"] in emitted
@@ -128,7 +128,15 @@ def _actions(role: dict[str, Any]) -> set[str]:
 
 def test_roles_are_least_privilege() -> None:
     resources = template()
-    assert _actions(resources["ApiTaskRole"]) == {"s3:GetObject", "s3:ListBucket"}
+    assert _actions(resources["ApiTaskRole"]) == {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}
+    # The API writes the decision log and nothing else.
+    api_writes = [
+        statement["Resource"]
+        for policy in resources["ApiTaskRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement["Action"] == "s3:PutObject"
+    ]
+    assert api_writes == [{"Sub": "${ArtifactBucket.Arn}/fraud/captures/*"}]
     train = _actions(resources["TrainTaskRole"])
     assert train == {
         "s3:GetObject",

@@ -75,6 +75,10 @@ def test_shutdown_and_health_timings_fit_together() -> None:
     grace = float(env["FRAUD_GRACEFUL_TIMEOUT_S"])
     assert grace == Settings.model_fields["graceful_timeout_s"].default
     assert api["stopTimeout"] > grace  # ECS waits longer than Gunicorn's graceful shutdown
+    # ... and than the shipper's last shipment of the decision log after it.
+    drain = Settings.model_fields["capture_drain_timeout_s"].default
+    assert env["FRAUD_CAPTURE"] == "1"
+    assert api["stopTimeout"] > grace + drain
     check = api["healthCheck"]
     assert "/health/live" in " ".join(check["command"])
     # Longer than a model load (the benchmark's cold start is a few seconds).
