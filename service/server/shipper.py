@@ -32,6 +32,7 @@ from ml.runtime.store_uri import open_store
 from service.model.decision_log import OPEN, READY, ready_orphans
 from service.observe.capture_metrics import CaptureMetrics
 from service.observe.logging import configure_logging, flush_logs, get_logger
+from service.server.memory import release_free_memory
 from service.settings import load_settings
 
 log = get_logger("service.server.shipper")
@@ -56,10 +57,13 @@ class Shipper:
         now = time.monotonic() if now is None else now
         self._enforce_limit()
         if now >= self._retry_at:
-            for path in self._ready():
+            ready = self._ready()
+            for path in ready:
                 if not self._ship(path):
                     self._back_off(now)
                     break
+            if ready:
+                release_free_memory()  # a shipment's buffers back to the OS (shipper_process)
         self.metrics.spooled.set(self.spooled_bytes() // RECORD_BYTES)
 
     def drain(self, timeout_s: float) -> int:

@@ -4,6 +4,7 @@ exit close its standard input and wait for it to ship the last rows (`service.se
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -11,6 +12,10 @@ import time
 from collections.abc import Callable
 
 RESTART_DELAY_S = 1.0
+# pyarrow on the C library's allocator, which `malloc_trim` empties after each shipment:
+# shipping 50 spool files of 15,000 rows left the process at 141 MB with pyarrow's default
+# (mimalloc), 98 MB like this.
+SHIPPER_ENVIRONMENT = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
 
 
 class ShipperProcess:
@@ -29,7 +34,8 @@ class ShipperProcess:
     def _spawn(self) -> None:
         with self._lock:
             if not self._stopping.is_set():
-                self._process = subprocess.Popen(self._argv, stdin=subprocess.PIPE)
+                environment = os.environ | SHIPPER_ENVIRONMENT
+                self._process = subprocess.Popen(self._argv, stdin=subprocess.PIPE, env=environment)
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():
