@@ -103,3 +103,42 @@ def capture_off_and_on(
             server.stop()  # SIGTERM: the capturing one ships its last rows before it exits
     bench.captured = read_captures(store).num_rows
     return bench
+
+
+def main() -> None:
+    """`python -m bench.capture`: this comparison alone, in more rounds, on a local store."""
+    import argparse
+    import json
+    import os
+    import sys
+    import tempfile
+
+    from ml.data import load_dataset
+    from ml.runtime.local_store import LocalStore
+    from ml.testing.bundles import promote_files, signing_environment
+    from ml.testing.processes import DEV_DATA
+    from ml.testing.server import server_env
+    from ml.train import train_bundle
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--serve-python", default=sys.executable)
+    args = parser.parse_args()
+    data = load_dataset(DEV_DATA)
+    row = data.X[int(data.y.argmax())].tolist()
+    body = json.dumps({"features": row}).encode()
+    with tempfile.TemporaryDirectory(prefix="fraud-capture-") as tmp_name:
+        tmp = Path(tmp_name)
+        os.environ.update(signing_environment(tmp / "keys"))
+        store = LocalStore(tmp / "store")
+        promote_files(store, train_bundle(data, seed=0))
+        env = server_env(store, FRAUD_API_KEYS=API_KEY) | {"PYTHONPATH": str(Path.cwd())}
+        bench = capture_off_and_on(
+            tmp, env, store, body, args.rounds, args.seconds, args.serve_python
+        )
+    print(json.dumps(bench.summary(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

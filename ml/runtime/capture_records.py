@@ -114,12 +114,7 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
 
 def transaction_keys(records: np.ndarray) -> list[str]:
     """Each row's key for labels: the id the client sent, else `<request_id>:<row>`."""
-    return [
-        tid.decode() if tid else f"{rid.decode()}:{row}"
-        for tid, rid, row in zip(
-            records["transaction_id"].tolist(),
-            records["request_id"].tolist(),
-            records["row"].tolist(),
-            strict=True,
-        )
-    ]
+    keys = [tid.decode() for tid in records["transaction_id"].tolist()]
+    for i in np.flatnonzero(records["transaction_id"] == b"").tolist():
+        keys[i] = f"{records['request_id'][i].decode()}:{records['row'][i]}"
+    return keys

@@ -38,6 +38,7 @@ from service.settings import load_settings
 log = get_logger("service.server.shipper")
 
 POLL_S = 1.0
+SHIPPER_NICENESS = 10
 MAX_BACKOFF_S = 30.0
 
 
@@ -156,6 +157,10 @@ def main() -> None:
     """`python -m service.server.shipper`, as the Gunicorn master starts it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Answers first: when the cores are busy the workers keep them, and the spool absorbs the
+    # delay. At the default priority a shipment (~100 ms of CPU for a 15,000-row file) took a
+    # core from the workers mid-burst (docs/performance.md, the decision log).
+    os.nice(SHIPPER_NICENESS)
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     assert settings.capture_spool_dir is not None, "the Gunicorn config sets it"

