@@ -9,7 +9,8 @@ numpy dtype to the same bytes.
 Strings are ASCII by contract: request ids match `[A-Za-z0-9._:-]{1,128}` (the middleware
 makes or checks them), transaction ids `[!-~]{1,64}` (the request schema), versions and key ids
 are ours. A row without a transaction id stores an empty one; its key, `<request_id>:<row>`, is
-made when the file is written (`transaction_keys`), not in the request.
+made when the file is written (`ml.runtime.capture_files.records_to_table`), not in the
+request.
 """
 
 from __future__ import annotations
@@ -110,11 +111,3 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
     killed in the middle of a write leaves one)."""
     whole = len(data) - len(data) % RECORD_BYTES
     return np.frombuffer(data, dtype=RECORD, count=whole // RECORD_BYTES), len(data) - whole
-
-
-def transaction_keys(records: np.ndarray) -> list[str]:
-    """Each row's key for labels: the id the client sent, else `<request_id>:<row>`."""
-    keys = [tid.decode() for tid in records["transaction_id"].tolist()]
-    for i in np.flatnonzero(records["transaction_id"] == b"").tolist():
-        keys[i] = f"{records['request_id'][i].decode()}:{records['row'][i]}"
-    return keys
