@@ -31,8 +31,9 @@ log = get_logger("service.model.decision_log")
 OPEN = ".open"
 READY = ".ready"
 # Rows wait in memory for the housekeeping loop's flush (every 0.2 s) or until this much is
-# buffered: one write per request cost ~7 % of /predict's throughput at c=32 on ext4
-# (docs/performance.md); a worker killed with SIGKILL loses at most the last 0.2 s of rows.
+# buffered: a write per request costs ~4 us of syscall on ext4, 1-2 % of a request's worker
+# CPU, for nothing a buffer does not give (docs/performance.md, the decision log); a worker
+# killed with SIGKILL loses at most the last 0.2 s of rows.
 FLUSH_BYTES = 64 * 1024
 
 
