@@ -59,6 +59,7 @@ ALARMS = {  # resource -> what it watches
     "LatencyP99Alarm": "AWS/ApplicationELB TargetResponseTime",
     "UnhealthyTasksAlarm": "AWS/ApplicationELB UnHealthyHostCount",
     "ReloadFailuresAlarm": "FraudScoring ReloadFailures",
+    "DroppedRowsAlarm": "FraudScoring DroppedRows (the decision log)",
     "ScoreDriftAlarm": "FraudScoring ScorePSI",
     "InputDriftAlarm": "FraudScoring MaxInputPSI",
 }
