@@ -28,6 +28,7 @@ from ml.data import Dataset, load_dataset
 from ml.errors import PromotionError
 from ml.evaluate import DEFAULT_PREVALENCE, classification_metrics
 from ml.fingerprint import count_fingerprinted, row_hashes
+from ml.paired import PairedF1, paired_f1
 from ml.runtime.bundle import ModelBundle, load_bundle, load_version, read_bundle_dir
 from ml.runtime.history import record_history
 from ml.runtime.store import ArtifactStore, Pointer, PointerConflict, utc_now
@@ -151,8 +152,9 @@ def decide(
     min_delta: float,
     force: bool,
     max_prauc_drop: float | None = None,
+    paired: PairedF1 | None = None,
 ) -> tuple[bool, str, str]:
-    """(promote, action, reason)."""
+    """(promote, action, reason); `paired` puts the difference's interval in the reason."""
     if production is None:
         return True, "promote", "no production model yet: the first candidate is promoted"
     if candidate.bundle.manifest_sha256 == production.bundle.manifest_sha256:
@@ -160,7 +162,8 @@ def decide(
     new, old = candidate.metrics["f1"], production.metrics["f1"]
     at = f"at prevalence {candidate.metrics['prevalence']:g}"
     comparison = (
-        f"candidate F1 {new:.4f} vs production F1 {old:.4f} {at} (min delta {min_delta:+g})"
+        f"candidate F1 {new:.4f} vs production F1 {old:.4f} {at} (min delta {min_delta:+g}"
+        + (f"; {paired.describe()})" if paired else ")")
     )
     if force:
         return True, "force-promote", f"forced: {comparison}"
@@ -214,9 +217,15 @@ def promote(
     overlap = check_overlap(bundles, data, allow=allow_overlap)
     production = evaluate_bundle(production_bundle, data, prevalence) if production_bundle else None
     candidate = evaluate_bundle(candidate_bundle, data, prevalence)
+    paired = None
+    if production is not None:
+        candidate_flags = candidate.scores >= candidate.bundle.threshold
+        production_flags = production.scores >= production.bundle.threshold
+        paired = paired_f1(data.y, candidate_flags, production_flags, prevalence)
     go, action, reason = decide(
-        candidate, production, min_delta=min_delta, force=force, max_prauc_drop=max_prauc_drop
-    )
+        candidate, production, min_delta=min_delta, force=force,
+        max_prauc_drop=max_prauc_drop, paired=paired,
+    )  # fmt: skip
     decision = Decision(
         promote=go,
         action=action,
@@ -248,6 +257,7 @@ def promote(
             "candidate_pr_auc": candidate.metrics["pr_auc"],
             "production_pr_auc": production.metrics["pr_auc"] if production else None,
             "min_delta": min_delta,
+            "f1_difference": paired.to_dict() if paired else None,
             "max_prauc_drop": max_prauc_drop,
             "allow_overlap": allow_overlap,
             "training_overlap": overlap,

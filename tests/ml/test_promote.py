@@ -73,6 +73,14 @@ def test_better_candidate_is_promoted_with_report(
     assert pointer.previous_version == weak.version
     assert pointer.manifest_sha256 == strong.manifest_sha256
     assert [h.version for h in read_history(s3_store).entries] == [strong.version, weak.version]
+    # The difference comes with its uncertainty over the same rows, in the reason and history.
+    assert "95 % paired bootstrap" in decision["reason"]
+    difference = pointer.details["f1_difference"]
+    low, high = difference["interval_95"]
+    assert low <= difference["difference"] <= high
+    assert difference["difference"] == pytest.approx(
+        decision["candidate"]["metrics"]["f1"] - decision["production"]["metrics"]["f1"]
+    )
     assert json.loads((report / "report.json").read_text())["promoted"] is True
     markdown = (report / "report.md").read_text()
     assert "| F1 at 0.172% |" in markdown
