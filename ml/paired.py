@@ -27,14 +27,16 @@ CELLS_PER_BLOCK = 8_000_000
 class PairedF1:
     difference: float  # candidate's F1 - production's, on the rows as they are
     interval_95: tuple[float, float]
+    min_delta: float
+    share_above: float  # of the resamples, those where the difference exceeds min_delta
     resamples: int
     seed: int
 
     def describe(self) -> str:
         low, high = self.interval_95
         return (
-            f"difference {self.difference:+.4f}, 95 % paired bootstrap [{low:+.4f}, {high:+.4f}] "
-            f"over {self.resamples} resamples"
+            f"difference {self.difference:+.4f}, 95 % paired bootstrap [{low:+.4f}, {high:+.4f}], "
+            f"above {self.min_delta:+g} in {self.share_above:.1%} of {self.resamples} resamples"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,6 +48,7 @@ def paired_f1(
     candidate_flags: np.ndarray,
     production_flags: np.ndarray,
     prevalence: float,
+    min_delta: float = 0.0,
     *,
     resamples: int = RESAMPLES,
     seed: int = SEED,
@@ -76,6 +79,8 @@ def paired_f1(
     return PairedF1(
         difference=float(whole["candidate"] - whole["production"]),
         interval_95=(float(np.quantile(drawn, 0.025)), float(np.quantile(drawn, 0.975))),
+        min_delta=min_delta,
+        share_above=float(np.mean(drawn > min_delta)),
         resamples=resamples,
         seed=seed,
     )

@@ -153,6 +153,7 @@ def decide(
     force: bool,
     max_prauc_drop: float | None = None,
     paired: PairedF1 | None = None,
+    confidence: float = 0.9,
 ) -> tuple[bool, str, str]:
     """(promote, action, reason); `paired` puts the difference's interval in the reason."""
     if production is None:
@@ -177,6 +178,9 @@ def decide(
                 f"{candidate.metrics['pr_auc']:.4f}, production {production.metrics['pr_auc']:.4f}"
                 f"), more than --max-prauc-drop {max_prauc_drop:g}: production kept",
             )
+    if new > old + min_delta and paired is not None and paired.share_above < confidence:
+        share = f"{paired.share_above:.0%} of the resamples, under --confidence {confidence:.0%}"
+        return False, "keep", f"{comparison}: better in only {share}: production kept"
     if new > old + min_delta:
         action = "promote" if new > old else "force-promote"  # a negative delta let it through
         return (
@@ -195,6 +199,7 @@ def promote(
     store: ArtifactStore,
     *,
     min_delta: float = 0.0,
+    confidence: float = 0.9,
     force: bool = False,
     dry_run: bool = False,
     promoted_by: str | None = None,
@@ -221,10 +226,10 @@ def promote(
     if production is not None:
         candidate_flags = candidate.scores >= candidate.bundle.threshold
         production_flags = production.scores >= production.bundle.threshold
-        paired = paired_f1(data.y, candidate_flags, production_flags, prevalence)
+        paired = paired_f1(data.y, candidate_flags, production_flags, prevalence, min_delta)
     go, action, reason = decide(
         candidate, production, min_delta=min_delta, force=force,
-        max_prauc_drop=max_prauc_drop, paired=paired,
+        max_prauc_drop=max_prauc_drop, paired=paired, confidence=confidence,
     )  # fmt: skip
     decision = Decision(
         promote=go,
@@ -258,6 +263,7 @@ def promote(
             "production_pr_auc": production.metrics["pr_auc"] if production else None,
             "min_delta": min_delta,
             "f1_difference": paired.to_dict() if paired else None,
+            "confidence": confidence,
             "max_prauc_drop": max_prauc_drop,
             "allow_overlap": allow_overlap,
             "training_overlap": overlap,

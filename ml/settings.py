@@ -39,6 +39,8 @@ class TrainingSettings(BaseSettings):
     prevalence: float = Field(DEFAULT_PREVALENCE, gt=0.0, lt=1.0)
     seed: int = Field(0, ge=0)
     min_delta: float = 0.0
+    # The share of paired resamples in which the candidate must beat production by min_delta.
+    confidence: float = Field(0.9, gt=0.0, lt=1.0)
     max_prauc_drop: float | None = Field(None, ge=0.0)
 
     # Signing: a PEM file, PEM text, or (in AWS) a Secrets Manager id the job reads itself.

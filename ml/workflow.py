@@ -30,6 +30,7 @@ class PromotionOptions:
     """How a candidate is promoted and who hears of it."""
 
     min_delta: float = 0.0
+    confidence: float = 0.9
     force: bool = False
     dry_run: bool = False
     notify_urls: tuple[str, ...] = ()
@@ -91,6 +92,7 @@ def promote_candidate(
         data,
         store,
         min_delta=options.min_delta,
+        confidence=options.confidence,
         force=options.force,
         dry_run=options.dry_run,
         prevalence=options.prevalence,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ml.cli.local import use_local_keys
 from ml.cli.options import (
+    add_confidence,
     add_create_store,
     add_prauc_gate,
     add_store,
@@ -62,6 +63,7 @@ def add_parsers(
         default=settings.min_delta,
         help="required F1 gain over production (FRAUD_MIN_DELTA)",
     )
+    add_confidence(retrain, settings)
     retrain.add_argument("--allow-overlap", action="store_true", help="see promote")
     add_prauc_gate(retrain, settings)
     add_create_store(retrain)

@@ -50,6 +50,16 @@ def add_gate(parser: argparse.ArgumentParser, settings: TrainingSettings) -> Non
     )
 
 
+def add_confidence(parser: argparse.ArgumentParser, settings: TrainingSettings) -> None:
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=settings.confidence,
+        help="promote only if the candidate beats production by --min-delta in at least this "
+        "share of 2,000 paired bootstrap resamples of the evaluation rows (FRAUD_CONFIDENCE)",
+    )
+
+
 def add_prauc_gate(parser: argparse.ArgumentParser, settings: TrainingSettings) -> None:
     parser.add_argument(
         "--max-prauc-drop",

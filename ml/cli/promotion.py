@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ml.cli.options import add_create_store, add_gate, add_prauc_gate, add_store, existing_store
+from ml.cli.options import (
+    add_confidence,
+    add_create_store,
+    add_gate,
+    add_prauc_gate,
+    add_store,
+    existing_store,
+)
 from ml.cli.output import EXIT_ERROR, EXIT_KEPT, EXIT_OK, EXIT_USAGE, print_json, say
 
 if TYPE_CHECKING:
@@ -32,6 +39,7 @@ def add_parsers(
         default=settings.min_delta,
         help="required F1 gain over production (negative: deliberate; FRAUD_MIN_DELTA)",
     )
+    add_confidence(promote, settings)
     promote.add_argument("--force", action="store_true", help="promote whatever the metrics")
     add_notify_option(promote)
     promote.add_argument("--dry-run", action="store_true", help="decide, change nothing")
@@ -86,6 +94,7 @@ def promotion_options(
 
     return PromotionOptions(
         min_delta=args.min_delta,
+        confidence=args.confidence,
         force=getattr(args, "force", False),
         dry_run=getattr(args, "dry_run", False),
         notify_urls=tuple(notify_urls),
