@@ -49,6 +49,11 @@ def read_captures(store: ArtifactReader, since: datetime | None = None) -> pa.Ta
     return captured
 
 
+def captured_ids(store: ArtifactReader) -> set[str]:
+    """Every transaction key the decision log holds."""
+    return set(read_captures(store).column("transaction_id").to_pylist())
+
+
 def since_ago(text: str, now: datetime | None = None) -> datetime:
     """`30d`, `12h` or `90m` before now, as `--since` takes it."""
     match = re.fullmatch(r"(\d+)([dhm])", text.strip())

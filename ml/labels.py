@@ -13,7 +13,6 @@ it); `read_labels` applies that rule.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,9 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from ml.runtime.capture_files import read_parquet
+from ml.runtime.capture_files import parquet_bytes, read_parquet
 from ml.runtime.store import ArtifactReader, ArtifactStore, ObjectExists
 
 LABELS_PREFIX = "labels/"
@@ -175,7 +173,7 @@ def import_labels(
     labels = read.labels
     ids = labels.column("id").to_pylist()
     unknown = [] if known_ids is None else [i for i in ids if i not in known_ids]
-    data = _parquet(labels)
+    data = parquet_bytes(labels, dictionary=True)
     now = labels.column("imported_at")[0].as_py() if labels.num_rows else datetime.now(UTC)
     content = zip(
         ids,
@@ -202,12 +200,6 @@ def import_labels(
         unknown_examples=unknown[:5],
         key=written,
     )
-
-
-def _parquet(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
 
 
 def read_labels(store: ArtifactReader) -> pa.Table:

@@ -78,7 +78,7 @@ def add_live_options(evaluate: argparse.ArgumentParser) -> None:
 
 
 def cmd_labels_import(args: argparse.Namespace) -> int:
-    from ml.captures import read_captures
+    from ml.captures import captured_ids
     from ml.labels import LabelFileError, import_labels, read_label_file
 
     store = existing_store(args.store)
@@ -87,7 +87,7 @@ def cmd_labels_import(args: argparse.Namespace) -> int:
     except LabelFileError as exc:
         say(f"fraudctl labels import: {exc}")
         return EXIT_USAGE
-    known = set(read_captures(store).column("transaction_id").to_pylist())
+    known = captured_ids(store)
     report = import_labels(store, read, known)
     say(
         f"{report.rows_read} rows read: {report.labels} labels ({report.frauds} frauds), "
@@ -140,12 +140,12 @@ def _api_key(local_keys: Path) -> str:
 
 
 def _wait_captured(store_uri: str, ids: set[str], wait_s: float) -> bool:
-    from ml.captures import read_captures
+    from ml.captures import captured_ids
 
     store = existing_store(store_uri)
     deadline = time.monotonic() + wait_s
     while True:
-        found = len(ids & set(read_captures(store).column("transaction_id").to_pylist()))
+        found = len(ids & captured_ids(store))
         if found == len(ids):
             say(f"all {found} rows are in {store.uri}/captures/")
             return True

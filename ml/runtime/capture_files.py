@@ -120,12 +120,14 @@ def read_parquet(data: bytes) -> pa.Table:
     return pq.read_table(io.BytesIO(data), use_threads=False, pre_buffer=False)
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table, dictionary: list[str] | bool = DICTIONARY_COLUMNS) -> bytes:
+    """One zstd Parquet file's bytes; `dictionary` names the columns dictionary-encoded (all
+    when True)."""
     import pyarrow.parquet as pq
 
     sink = io.BytesIO()
-    # Dictionaries for the strings only: the 30 inputs are high-entropy floats, and trying a
-    # dictionary on each cost 30 of the 42 ms a 15,000-row file took (and 297 bytes a row
-    # against 242). zstd: smaller than snappy (260) for the same time.
-    pq.write_table(table, sink, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
+    # Captured rows: dictionaries for the strings only. The 30 inputs are high-entropy floats,
+    # and trying a dictionary on each cost 30 of the 42 ms a 15,000-row file took (and 297
+    # bytes a row against 242). zstd: smaller than snappy (260) for the same time.
+    pq.write_table(table, sink, compression="zstd", use_dictionary=dictionary)
     return sink.getvalue()

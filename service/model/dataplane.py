@@ -93,7 +93,7 @@ class DataPlane:
     ) -> Prediction:
         """One row of raw features, scored together with whatever else is waiting; or, asked
         for its `explain` top reasons, scored and explained on its own. With an `origin`, the
-        decision is logged before this returns."""
+        decision goes to the decision log (buffered; in the spool within 0.2 s)."""
         explained = None
         if explain:
             rows = np.array([row], dtype=np.float64)

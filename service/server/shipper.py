@@ -72,8 +72,11 @@ class Shipper:
         Returns the rows left unshipped (counted as dropped: a task's disk goes with it)."""
         ready_orphans(self.spool_dir)
         deadline = time.monotonic() + timeout_s
-        while self._ready() and time.monotonic() < deadline:
-            if not self._ship(self._ready()[0]):
+        waiting = self._ready()
+        while waiting and time.monotonic() < deadline:
+            if self._ship(waiting[0]):
+                waiting.pop(0)
+            else:
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         left = self.spooled_bytes() // RECORD_BYTES
         self.metrics.spooled.set(left)
